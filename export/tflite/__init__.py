@@ -1,0 +1,51 @@
+"""TFLite export: float / full-integer int8 / sparse-encoded TFLite, TFLite Micro arrays.
+
+Public API
+- ``keras_to_tflite(model, quantization="int8", representative=None, *, sparse=False)``
+  -> bytes, for feed-forward Keras models (HAR CNNs).
+- ``fastgrnn_to_tflite(params, quantization="int8", representative=None, *, seq_len=128,
+  method="step", sparse=False)`` -> ``FastGRNNTFLite`` (workaround B: one int8 step model
+  plus the head, loop outside) or bytes (``method="while"``, workaround A).
+- ``predict_tflite(model, windows, *, classes=False)`` -> logits / classes (ai-edge-litert,
+  default delegates off).
+- ``predict_tflm(model, windows)``, ``tflm_arena_size(model)``,
+  ``compare_tflm_litert(model, windows)``: the TFLite Micro host runtime.
+- ``write_tflm_array(model, out_dir, name="model_data", arena_bytes=None)`` -> .h / .cc.
+- ``check_runtime214(models)``: run int8 models in tflite-runtime 2.14 (own venv).
+CLI: ``python -m export.tflite {check-runtime214,arena,carray} ...``.
+"""
+
+from export import _keras_env  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+from export.tflite._carray import read_c_array, write_tflm_array
+from export.tflite._convert import (
+    SUPPORTED_LAYERS,
+    FastGRNNTFLite,
+    check_windows,
+    fastgrnn_to_tflite,
+    keras_to_tflite,
+    step_calibration_pairs,
+)
+from export.tflite._fastgrnn import check_params, reference_forward
+from export.tflite._predict import make_interpreter, predict_tflite
+from export.tflite._runtime214 import check_runtime214, runtime214_python
+from export.tflite._tflm import compare_tflm_litert, predict_tflm, tflm_arena_size
+
+__all__ = [
+    "SUPPORTED_LAYERS",
+    "FastGRNNTFLite",
+    "check_params",
+    "check_runtime214",
+    "check_windows",
+    "compare_tflm_litert",
+    "fastgrnn_to_tflite",
+    "keras_to_tflite",
+    "make_interpreter",
+    "predict_tflite",
+    "predict_tflm",
+    "read_c_array",
+    "reference_forward",
+    "runtime214_python",
+    "step_calibration_pairs",
+    "tflm_arena_size",
+    "write_tflm_array",
+]

@@ -1,0 +1,349 @@
+"""Keras / FastGRNN -> TFLite flatbuffers: float, full-integer int8, and sparse-encoded.
+
+Contracts
+- Every converter returns ``bytes`` (a .tflite flatbuffer) or, for the FastGRNN step export
+  (workaround B), a :class:`FastGRNNTFLite` bundle of two flatbuffers.  Same inputs give
+  byte-identical output (the TFLite converter and calibrator are deterministic; checked in
+  the tests).
+- ``representative`` is an array of *normalised* windows ``(N, T, d)`` drawn from the
+  training split; a wrong shape, a non-finite value or an empty set is a one-line
+  ValueError.  int8 needs it; float ignores it.
+- int8 is full-integer: int8 weights and activations, int8 inputs and outputs
+  (``inference_input_type = inference_output_type = tf.int8``), builtin int8 ops only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from export.tflite import _fastgrnn as fg
+
+QUANTIZATIONS = ("float", "int8")
+
+#: Keras layer classes the CNN export accepts (all convert to TFLM-supported builtins).
+SUPPORTED_LAYERS = frozenset(
+    {
+        "InputLayer", "Conv1D", "Conv2D", "DepthwiseConv2D", "SeparableConv1D",
+        "SeparableConv2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D",
+        "AveragePooling2D", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
+        "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Dense", "Flatten", "Reshape",
+        "Dropout", "SpatialDropout1D", "BatchNormalization", "Activation", "ReLU",
+        "Softmax", "Add", "Concatenate", "ZeroPadding1D", "ZeroPadding2D", "Permute",
+        "GaussianNoise", "PruneLowMagnitude",
+    }
+)
+
+
+@dataclass(frozen=True)
+class FastGRNNTFLite:
+    """FastGRNN as two TFLite models run with the time loop outside (workaround B).
+
+    ``step``: inputs ``x`` ``(1, input_dim)`` and ``h`` ``(1, hidden)`` (batch dimension
+    resizable), output ``h_next`` ``(1, hidden)``.  TFLite orders the inputs by name
+    (``[h, x]``): resolve them by tensor name (``serving_default_x:0`` /
+    ``serving_default_h:0``), never by position.  ``head``: ``h_T -> logits``.
+    For int8, inputs/outputs are int8 and ``h_next``'s quantisation may differ from
+    ``h``'s: requantise between steps (``predict_tflite`` and the C header do).
+    ``h_0`` is the float zero vector (quantised: the ``h`` zero point).
+    """
+
+    step: bytes
+    head: bytes
+    seq_len: int
+    input_dim: int
+    hidden: int
+    num_classes: int
+    quantization: str
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def size_bytes(self) -> int:
+        """Flash of both flatbuffers together."""
+        return len(self.step) + len(self.head)
+
+    def save(self, out_dir: str | os.PathLike[str], name: str = "fastgrnn") -> dict[str, str]:
+        """Write ``<name>_step.tflite``, ``<name>_head.tflite`` and ``<name>.json`` atomically."""
+        from export.tflite._io import atomic_write
+
+        paths = {
+            "step": os.path.join(out_dir, f"{name}_step.tflite"),
+            "head": os.path.join(out_dir, f"{name}_head.tflite"),
+            "meta": os.path.join(out_dir, f"{name}.json"),
+        }
+        meta = {
+            "seq_len": self.seq_len, "input_dim": self.input_dim, "hidden": self.hidden,
+            "num_classes": self.num_classes, "quantization": self.quantization,
+            **dict(self.meta),
+        }
+        atomic_write(paths["step"], self.step)
+        atomic_write(paths["head"], self.head)
+        atomic_write(paths["meta"], (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode())
+        return paths
+
+
+# ------------------------------------------------------------------ validation
+
+def check_windows(
+    windows: Any, shape: tuple[int | None, ...], what: str = "representative set"
+) -> np.ndarray:
+    """Return ``windows`` as float32 ``(N, *shape)``; one-line ValueError if it is not that.
+
+    ``None`` entries of ``shape`` match any length.
+    """
+    if windows is None:
+        raise ValueError(f"{what} is required for int8 (an array of normalised windows)")
+    try:
+        arr = np.asarray(windows, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} is not a numeric array: {exc}") from None
+    want = "(N, " + ", ".join("?" if s is None else str(s) for s in shape) + ")"
+    if arr.ndim != len(shape) + 1 or any(
+        s is not None and a != s for a, s in zip(arr.shape[1:], shape, strict=True)
+    ):
+        raise ValueError(f"{what} has shape {arr.shape}, expected {want}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{what} is empty, expected {want} with N >= 1")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{what} holds NaN or Inf")
+    return arr
+
+
+def check_keras_model(model: Any) -> None:
+    """Raise ValueError (one line) unless ``model`` is a built Keras model of supported layers
+    with finite weights."""
+    import tf_keras as keras
+
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"expected a tf_keras Model, got {type(model).__name__}")
+    if not model.built or not model.inputs and not getattr(model, "_build_input_shape", None):
+        raise ValueError(
+            f"model {model.name!r} is not built: call it on data or build(input_shape) first"
+        )
+    for layer in _walk_layers(model):
+        cls = type(layer).__name__
+        if cls not in SUPPORTED_LAYERS:
+            hint = ""
+            if isinstance(layer, keras.layers.RNN) or "RNN" in cls:
+                hint = " (for FastGRNN use fastgrnn_to_tflite(params))"
+            raise ValueError(f"unsupported layer {layer.name!r} of type {cls}{hint}")
+    for w in model.weights:
+        if not np.all(np.isfinite(w.numpy())):
+            raise ValueError(f"model weight {w.name!r} holds NaN or Inf")
+
+
+def _walk_layers(model: Any) -> Iterator[Any]:
+    import tf_keras as keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _walk_layers(layer)
+        else:
+            yield layer
+
+
+def _input_shape(model: Any) -> tuple[int | None, ...]:
+    shape = model.inputs[0].shape if model.inputs else model._build_input_shape
+    return tuple(None if s is None else int(s) for s in list(shape)[1:])
+
+
+# ------------------------------------------------------------------ conversion core
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the converter's Python-level chatter (stdout prints, warnings)."""
+    import warnings
+
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _convert(
+    keras_model: Any,
+    quantization: str,
+    rep: Any | None,
+    sparse: bool,
+    per_tensor: bool = False,
+) -> bytes:
+    import tensorflow as tf
+
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
+    conv = tf.lite.TFLiteConverter.from_keras_model(keras_model)
+    opts: list[Any] = []
+    if quantization == "int8":
+        opts.append(tf.lite.Optimize.DEFAULT)
+        conv.representative_dataset = rep
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
+        if per_tensor:
+            conv._experimental_disable_per_channel = True
+    if sparse:
+        opts.append(tf.lite.Optimize.EXPERIMENTAL_SPARSITY)
+    conv.optimizations = opts
+    with _quiet():
+        try:
+            return bytes(conv.convert())
+        except Exception as exc:  # converter errors are long; keep one line
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"TFLite conversion failed: {msg}") from exc
+
+
+def _batches(arr: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    for i in range(0, len(arr), size):
+        yield arr[i : i + size]
+
+
+def keras_to_tflite(
+    model: Any,
+    quantization: str = "int8",
+    representative: Any | None = None,
+    *,
+    sparse: bool = False,
+    max_samples: int = 500,
+    per_tensor: bool = False,
+) -> bytes:
+    """Convert a built feed-forward Keras model (e.g. a HAR CNN) to a .tflite flatbuffer.
+
+    ``quantization``: ``"float"`` or ``"int8"`` (full integer, int8 in/out; needs
+    ``representative``, normalised training windows of the model's input shape; the first
+    ``max_samples`` are used).  ``sparse=True`` adds ``Optimize.EXPERIMENTAL_SPARSITY``
+    (sparse-encoded weights: run it with default delegates off; TFLM cannot run it).
+    Raises ValueError for an unbuilt model, an unsupported layer (named), NaN weights or a
+    wrong representative set.
+    """
+    check_keras_model(model)
+    rep = None
+    if quantization == "int8":
+        arr = check_windows(representative, _input_shape(model))[:max_samples]
+
+        def rep() -> Iterator[list[np.ndarray]]:
+            for b in _batches(arr, 16):
+                yield [b]
+
+    return _convert(model, quantization, rep, sparse, per_tensor)
+
+
+# ------------------------------------------------------------------ FastGRNN
+
+def _step_keras(p: Mapping[str, Any]) -> Any:
+    import tf_keras as keras
+
+    xi = keras.Input((p["d"],), name="x")
+    hi = keras.Input((p["H"],), name="h")
+    out = keras.layers.Lambda(lambda t: fg.tf_step(p, t[0], t[1]), name="h_next")([xi, hi])
+    return keras.Model([xi, hi], out, name="fastgrnn_step")
+
+
+def _head_keras(p: Mapping[str, Any]) -> Any:
+    import tf_keras as keras
+
+    hi = keras.Input((p["H"],), name="h")
+    out = keras.layers.Lambda(lambda t: fg.tf_head(p, t), name="logits")(hi)
+    return keras.Model(hi, out, name="fastgrnn_head")
+
+
+def _while_keras(p: Mapping[str, Any], seq_len: int) -> Any:
+    """Workaround A: the whole window in one ``tf.while_loop`` that rotates the sequence
+    each step (so no loop input passes through unchanged, which crashes the calibrator)."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    def run(x: Any) -> Any:
+        h0 = tf.zeros([tf.shape(x)[0], p["H"]], dtype=tf.float32)
+
+        def body(i: Any, seq: Any, h: Any) -> tuple[Any, Any, Any]:
+            h = fg.tf_step(p, seq[:, 0, :], h)
+            seq = tf.concat([seq[:, 1:, :], seq[:, :1, :]], axis=1)
+            return i + 1, seq, h
+
+        _, _, h = tf.while_loop(lambda i, s, h: i < seq_len, body, [tf.constant(0), x, h0])
+        return fg.tf_head(p, h)
+
+    xi = keras.Input((seq_len, p["d"]), batch_size=1, name="x")
+    out = keras.layers.Lambda(run, name="logits")(xi)
+    return keras.Model(xi, out, name="fastgrnn_while")
+
+
+def step_calibration_pairs(
+    params: Mapping[str, Any], windows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The real per-step pairs the float model visits: ``x (N, T, d)``, ``h (N, T, H)``
+    (state entering each step) and the final states ``(N, H)``."""
+    p = fg.check_params(params)
+    _, states = fg.reference_forward(p, windows, return_states=True)
+    return np.asarray(windows, np.float32), states, fg.final_states(p, windows)
+
+
+def fastgrnn_to_tflite(
+    params: Mapping[str, Any],
+    quantization: str = "int8",
+    representative: Any | None = None,
+    *,
+    seq_len: int = 128,
+    method: str = "step",
+    sparse: bool = False,
+    max_windows: int = 200,
+    per_tensor: bool = False,
+) -> FastGRNNTFLite | bytes:
+    """Convert a FastGRNN (CONTRACTS.md parameter dict) to TFLite.
+
+    ``method="step"`` (workaround B, the default): returns a :class:`FastGRNNTFLite` with a
+    one-step model ``(x_t, h) -> h'`` and the head ``h_T -> logits``; for int8 both are
+    calibrated on the real ``(x_t, h_t)`` pairs / final states the float model visits on
+    the first ``max_windows`` of ``representative`` (normalised training windows
+    ``(N, seq_len, d)``).  ``method="while"`` (workaround A): one flatbuffer holding a
+    ``tf.while_loop`` over a rotating sequence, input ``(1, seq_len, d)`` -> logits.
+    ``sparse`` adds ``EXPERIMENTAL_SPARSITY``.  ValueError for bad params (NaN included)
+    or a bad representative set.
+    """
+    p = fg.check_params(params)
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
+    if method not in ("step", "while"):
+        raise ValueError(f"method must be 'step' or 'while', got {method!r}")
+    if int(seq_len) < 1:
+        raise ValueError(f"seq_len must be >= 1, got {seq_len}")
+    seq_len = int(seq_len)
+    arr = None
+    if quantization == "int8":
+        arr = check_windows(representative, (seq_len, p["d"]))[:max_windows]
+    if method == "while":
+        rep = None
+        if arr is not None:
+            data = arr
+
+            def rep() -> Iterator[list[np.ndarray]]:
+                for w in data:
+                    yield [w[None]]
+
+        return _convert(_while_keras(p, seq_len), quantization, rep, sparse, per_tensor)
+
+    rep_step = rep_head = None
+    if arr is not None:
+        xs, hs, h_last = step_calibration_pairs(p, arr)
+
+        def rep_step() -> Iterator[dict[str, np.ndarray]]:
+            for i in range(len(xs)):  # one window's seq_len steps as one batch
+                yield {"x": xs[i], "h": hs[i]}
+
+        def rep_head() -> Iterator[dict[str, np.ndarray]]:
+            for b in _batches(h_last, 16):
+                yield {"h": b}
+
+    step = _convert(_step_keras(p), quantization, rep_step, sparse, per_tensor)
+    head = _convert(_head_keras(p), quantization, rep_head, sparse, per_tensor)
+    return FastGRNNTFLite(
+        step=step, head=head, seq_len=seq_len, input_dim=p["d"], hidden=p["H"],
+        num_classes=p["C"], quantization=quantization,
+        meta={"method": "step", "sparse": bool(sparse)},
+    )
