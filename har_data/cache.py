@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import HarDataError
+
 FORMAT_VERSION = 1
 """Bump when the processing changes, so stale cache files are ignored."""
 _KEYS = ("x", "activity", "subject")
@@ -25,10 +27,13 @@ def default_cache_dir() -> Path:
 
 def cache_key(source: str, files: Iterable[Path], extra: object = None) -> str:
     """Hex key from the source name, each file's resolved path, size and mtime, ``extra``
-    (processing parameters) and FORMAT_VERSION."""
+    (processing parameters) and FORMAT_VERSION; a missing file is a HarDataError."""
     parts: list[object] = [source, FORMAT_VERSION, extra]
     for path in files:
-        stat = path.stat()
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            raise HarDataError(f"{path}: missing file") from None
         parts.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:24]
 
