@@ -1,0 +1,59 @@
+"""edgeprune.firmware: the generated C model as microcontroller firmware, run and measured.
+
+Public door::
+
+    from edgeprune.firmware import build_and_run, write_report, BOARDS
+    mcu = build_and_run(c_model_dir, windows_int, expected_classes,
+                        board="mps2-an386", out_dir=OUT / "firmware" / "mps2-an386",
+                        timeout_s=60)
+    write_report(OUT / "report.json", mcu)            # the "mcu" section
+    # dense baseline of the same model: call again with its C model and another out_dir,
+    # then write_report(..., key="mcu_dense")
+
+Templates live in ``firmware_templates/`` (cortex_m, arduino, tflm). Every failure is a
+``FirmwareError`` subclass with a one-line message and the CLI exit code it maps to.
+"""
+
+from edgeprune.firmware._cortex_m import (
+    BOARDS,
+    INSTRUCTIONS_PER_TICK,
+    CModel,
+    build_and_run,
+    build_firmware,
+    check_board,
+    check_toolchain,
+    find_c_model,
+    templates_dir,
+    write_report,
+)
+from edgeprune.firmware._errors import (
+    BadWindows,
+    BuildFailed,
+    FirmwareCrashed,
+    FirmwareError,
+    FirmwareHung,
+    MissingCModel,
+    ToolchainMissing,
+    UnknownBoard,
+)
+
+__all__ = [
+    "BOARDS",
+    "INSTRUCTIONS_PER_TICK",
+    "BadWindows",
+    "BuildFailed",
+    "CModel",
+    "FirmwareCrashed",
+    "FirmwareError",
+    "FirmwareHung",
+    "MissingCModel",
+    "ToolchainMissing",
+    "UnknownBoard",
+    "build_and_run",
+    "build_firmware",
+    "check_board",
+    "check_toolchain",
+    "find_c_model",
+    "templates_dir",
+    "write_report",
+]

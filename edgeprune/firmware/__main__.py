@@ -1,0 +1,146 @@
+"""``python -m edgeprune.firmware build|run --artifacts OUT --board mps2-an386 [--windows N]``.
+
+build: copy the cortex_m template and the C model (``OUT/c_model/``) into
+       ``OUT/firmware/<board>/`` and compile it; print flash/model bytes.
+run:   build, run under qemu-system-arm (semihosting, -icount shift=0) with a timeout,
+       compare the predictions with the Python integer reference, and merge an ``mcu``
+       section into ``OUT/report.json``.
+
+Windows: ``--windows-file F.npz`` (arrays ``windows`` (N,128,9) int in the model's input
+type and ``expected`` (N,) reference classes), else ``OUT/c_model/test_windows.npz`` or
+``OUT/test_windows.npz``; ``--synthetic`` runs random windows without a reference.
+
+Exit codes: 0 ok (run: every prediction agrees); 2 bad input (unknown board, no C model,
+bad windows, usage); 3 toolchain missing; 4 build failed; 5 firmware hung (timeout) or
+crashed; 6 ran, but some predictions differ from the reference; 1 anything else.
+Errors are one line on stderr, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from edgeprune.firmware._cortex_m import BOARDS, build_and_run, build_firmware, write_report
+from edgeprune.firmware._errors import BadWindows, FirmwareError, MissingCModel
+
+EXIT_DISAGREE = 6
+
+
+def _load_windows(args: argparse.Namespace, c_model: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    if args.synthetic:
+        from edgeprune.firmware._cortex_m import find_c_model
+
+        model = find_c_model(c_model)
+        hi = 127 if model.input_type == "int8_t" else 4096
+        rng = np.random.default_rng(args.seed)
+        return rng.integers(-hi, hi + 1, size=(args.windows, 128, 9)), None
+    candidates = (
+        [Path(args.windows_file)]
+        if args.windows_file
+        else [c_model / "test_windows.npz", Path(args.artifacts) / "test_windows.npz"]
+    )
+    for f in candidates:
+        if f.is_file():
+            try:
+                data = np.load(f)
+                w = data["windows"]
+                e = data["expected"] if "expected" in data.files else None
+            except (OSError, ValueError, KeyError) as exc:
+                raise BadWindows(f"cannot read windows from {f}: {exc}") from exc
+            n = args.windows if args.windows else len(w)
+            return w[:n], (None if e is None else e[:n])
+    raise BadWindows(
+        "no test windows: expected "
+        + " or ".join(str(c) for c in candidates)
+        + " (arrays 'windows', 'expected'), or pass --synthetic"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point; returns the exit code documented in the module docstring."""
+    parser = argparse.ArgumentParser(
+        prog="python -m edgeprune.firmware",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", choices=("build", "run"))
+    parser.add_argument("--artifacts", required=True, help="pipeline output folder OUT")
+    parser.add_argument("--board", default="mps2-an386", help=f"one of {', '.join(BOARDS)}")
+    parser.add_argument("--c-model", help="C model folder (default OUT/c_model)")
+    parser.add_argument("--windows", type=int, default=16, help="windows to run (default 16)")
+    parser.add_argument("--windows-file", help="npz with 'windows' and 'expected'")
+    parser.add_argument("--synthetic", action="store_true", help="random windows, no reference")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per QEMU run")
+    parser.add_argument(
+        "--no-trace",
+        action="store_true",
+        help="count instructions with SysTick only (skip the exact trace)",
+    )
+    parser.add_argument("--report-key", default="mcu", help="section name in report.json")
+    args = parser.parse_args(argv)
+    prog = "edgeprune.firmware"
+    try:
+        if args.windows < 1:
+            raise BadWindows(f"--windows must be >= 1, got {args.windows}")
+        out = Path(args.artifacts)
+        c_model = Path(args.c_model) if args.c_model else out / "c_model"
+        if not out.is_dir():
+            raise MissingCModel(f"artifacts folder {out} does not exist")
+        if not c_model.is_dir():
+            raise MissingCModel(f"no C model: {c_model} does not exist (run the export first)")
+        windows, expected = _load_windows(args, c_model)
+        fw_dir = out / "firmware" / args.board
+        if args.command == "build":
+            res = build_firmware(c_model, windows, expected, args.board, fw_dir)
+            res = {k: v for k, v in res.items() if not k.startswith("_")}
+            print(json.dumps(res, indent=2))
+            return 0
+        mcu = build_and_run(
+            c_model,
+            windows,
+            expected,
+            args.board,
+            fw_dir,
+            timeout_s=args.timeout,
+            exact=not args.no_trace,
+        )
+        write_report(out / "report.json", mcu, key=args.report_key)
+        brief = {
+            k: mcu[k]
+            for k in (
+                "board",
+                "cpu",
+                "flash_bytes",
+                "ram_bytes",
+                "model_bytes",
+                "instructions_per_window",
+                "windows_run",
+                "agreement",
+            )
+        }
+        print(json.dumps(brief, indent=2))
+        if mcu["agreement"] is not None and mcu["agreement"] < 1.0:
+            print(
+                f"{prog}: error: predictions differ from the reference on "
+                f"{round((1 - mcu['agreement']) * mcu['windows_run'])} of "
+                f"{mcu['windows_run']} windows",
+                file=sys.stderr,
+            )
+            return EXIT_DISAGREE
+        return 0
+    except FirmwareError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,672 @@
+"""Build edgeprune's C model into bare-metal Cortex-M firmware, run it under QEMU, measure it.
+
+The firmware is ``firmware_templates/cortex_m`` plus the generated C model plus two
+generated headers (``ep_config.h``: names and sizes; ``windows.h``: the test windows and
+the reference classes). It prints one line per window through semihosting; this module
+parses them, compares them with the reference and measures flash, RAM and instructions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import string
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeprune.firmware._errors import (
+    BadWindows,
+    BuildFailed,
+    FirmwareCrashed,
+    FirmwareHung,
+    MissingCModel,
+    ToolchainMissing,
+    UnknownBoard,
+)
+
+#: QEMU boards the templates support: name -> CPU, and the gcc flags the Makefile uses.
+BOARDS: dict[str, dict[str, str]] = {
+    "mps2-an386": {"cpu": "cortex-m4", "description": "ARM MPS2 AN386, Cortex-M4F"},
+    "mps2-an385": {"cpu": "cortex-m3", "description": "ARM MPS2 AN385, Cortex-M3"},
+}
+
+#: Under ``-icount shift=0`` one instruction is 1 ns of virtual time; the mps2 processor
+#: clock that SysTick counts is 25 MHz: one tick = 40 instructions.
+INSTRUCTIONS_PER_TICK = 40
+
+QEMU = "qemu-system-arm"
+CROSS = "arm-none-eabi-"
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def templates_dir() -> Path:
+    """The ``firmware_templates`` folder: ``$EDGEPRUNE_FIRMWARE_TEMPLATES`` or the checkout's."""
+    env = os.environ.get("EDGEPRUNE_FIRMWARE_TEMPLATES")
+    candidates = [Path(env)] if env else []
+    candidates += [
+        Path(__file__).resolve().parent / "templates",  # if packaged inside the package
+        _REPO_ROOT / "firmware_templates",
+    ]
+    for c in candidates:
+        if (c / "cortex_m" / "main.c").is_file():
+            return c
+    raise MissingCModel(
+        "firmware templates not found (looked in "
+        + ", ".join(str(c) for c in candidates)
+        + "); set EDGEPRUNE_FIRMWARE_TEMPLATES"
+    )
+
+
+def check_board(board: str) -> dict[str, str]:
+    """Return the board's description, or raise UnknownBoard listing the known boards."""
+    if board not in BOARDS:
+        raise UnknownBoard(f"unknown board {board!r}; known boards: {', '.join(BOARDS)}")
+    return BOARDS[board]
+
+
+def check_toolchain(need_qemu: bool = True) -> None:
+    """Raise ToolchainMissing naming every missing program (and the Debian packages)."""
+    progs = [CROSS + "gcc", CROSS + "size", "make"] + ([QEMU] if need_qemu else [])
+    missing = [p for p in progs if shutil.which(p) is None]
+    if missing:
+        raise ToolchainMissing(
+            f"missing {', '.join(missing)} on PATH; install the Debian packages gcc-arm-none-eabi "
+            "libnewlib-arm-none-eabi binutils-arm-none-eabi qemu-system-arm make"
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# The C model: find it and read its names and sizes from its header
+# ---------------------------------------------------------------------------------------
+
+_PREDICT_RE = re.compile(
+    r"\bint\s+(ep_\w+?_predict)\s*\(\s*const\s+(int8_t|int16_t)\s+\*?\s*\w+\s*(?:\[[^\]]*\])?\s*,"
+    r"\s*void\s*\*\s*\w+\s*,\s*int32_t\s*\*?\s*\w+\s*(?:\[[^\]]*\])?\s*\)"
+)
+
+
+@dataclass(frozen=True)
+class CModel:
+    """A generated C model: its files, and the names/sizes ep_config.h fills in.
+
+    ``input_len``, ``num_classes`` and ``scratch_bytes`` are C expressions (usually the
+    model header's own macros); ``input_type`` is ``int8_t`` or ``int16_t``.
+    """
+
+    name: str
+    header: Path
+    files: tuple[Path, ...]
+    predict_fn: str
+    input_type: str
+    input_len: str
+    num_classes: str
+    scratch_bytes: str
+
+
+def _macro(text: str, name: str, words: Sequence[str]) -> str | None:
+    """The first ``#define`` whose name contains the model name and all ``words``."""
+    for m in re.finditer(r"^\s*#\s*define\s+(\w+)\s+\S", text, re.MULTILINE):
+        macro = m.group(1)
+        up = macro.upper()
+        if name.upper() in up and all(w in up for w in words):
+            return macro
+    return None
+
+
+def _export_c_dir() -> Path | None:
+    """The kernels folder ``export/c`` (next to the export package), if present."""
+    here = _REPO_ROOT / "export" / "c"
+    try:
+        import importlib.util
+
+        spec = importlib.util.find_spec("export")
+        if spec is not None and spec.submodule_search_locations:
+            here = Path(next(iter(spec.submodule_search_locations))) / "c"
+    except (ImportError, ValueError):
+        pass
+    return here if here.is_dir() else None
+
+
+def find_c_model(c_model_dir: str | os.PathLike[str]) -> CModel:
+    """Find the generated model in ``c_model_dir`` (``<name>_model.h`` and ``.c``).
+
+    Every ``.c``/``.h`` in the folder is part of the model; headers it includes that the
+    folder lacks (``ep_kernels.h``) come from ``export/c``. Raises MissingCModel.
+    """
+    d = Path(c_model_dir)
+    if not d.is_dir():
+        raise MissingCModel(f"no C model: {d} is not a folder")
+    headers = sorted(d.glob("*_model.h"))
+    headers = [h for h in headers if h.with_suffix(".c").is_file()]
+    if not headers:
+        raise MissingCModel(f"no C model in {d}: expected <name>_model.h and <name>_model.c")
+    if len(headers) > 1:
+        raise MissingCModel(
+            f"several C models in {d} ({', '.join(h.name for h in headers)}); pass one folder each"
+        )
+    header = headers[0]
+    name = header.name[: -len("_model.h")]
+    text = header.read_text(errors="replace")
+    m = _PREDICT_RE.search(text)
+    if m is None:
+        raise MissingCModel(
+            f"{header}: no 'int ep_<name>_predict(const int8_t|int16_t *window, void *scratch, "
+            "int32_t *scores)' declaration"
+        )
+    predict_fn, input_type = m.group(1), m.group(2)
+    scratch = _macro(text, name, ["SCRATCH"])
+    input_len = _macro(text, name, ["INPUT", "LEN"]) or _macro(text, name, ["INPUT", "SIZE"])
+    classes = _macro(text, name, ["CLASSES"])
+    missing = [
+        what
+        for what, v in (
+            ("scratch bytes", scratch),
+            ("input length", input_len),
+            ("classes", classes),
+        )
+        if v is None
+    ]
+    if missing:
+        raise MissingCModel(f"{header}: no macro for {', '.join(missing)}")
+    files = sorted(p for p in d.iterdir() if p.suffix in (".c", ".h") and p.is_file())
+    have = {p.name for p in files}
+    extra: list[Path] = []
+    kernels = _export_c_dir()
+    for p in files:
+        for inc in re.findall(r'#\s*include\s+"([^"]+)"', p.read_text(errors="replace")):
+            if inc in have or kernels is None:
+                continue
+            h = kernels / inc
+            if h.is_file():
+                extra.append(h)
+                have.add(inc)
+                if h.with_suffix(".c").is_file() and h.with_suffix(".c").name not in have:
+                    extra.append(h.with_suffix(".c"))
+                    have.add(h.with_suffix(".c").name)
+    assert scratch is not None and input_len is not None and classes is not None
+    return CModel(
+        name=name,
+        header=header,
+        files=tuple(files + extra),
+        predict_fn=predict_fn,
+        input_type=input_type,
+        input_len=input_len,
+        num_classes=classes,
+        scratch_bytes=scratch,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Generation: copy the template, fill in ep_config.h and windows.h
+# ---------------------------------------------------------------------------------------
+
+_INT_RANGE = {"int8_t": (-128, 127), "int16_t": (-32768, 32767)}
+
+
+def _check_windows(
+    model: CModel, windows_int: Any, expected_classes: Any | None
+) -> tuple[np.ndarray, np.ndarray]:
+    w = np.asarray(windows_int)
+    if w.ndim == 3:
+        w = w.reshape(w.shape[0], -1)
+    if w.ndim != 2 or w.shape[0] < 1:
+        raise BadWindows(
+            f"windows must be (N, steps, channels) or (N, L) with N >= 1, got {w.shape}"
+        )
+    if not np.issubdtype(w.dtype, np.integer):
+        if not np.all(np.isfinite(w)) or not np.all(w == np.round(w)):
+            raise BadWindows(f"windows must hold integers in {model.input_type}, got {w.dtype}")
+    lo, hi = _INT_RANGE[model.input_type]
+    if w.size and (w.min() < lo or w.max() > hi):
+        raise BadWindows(f"window values outside {model.input_type} range [{lo}, {hi}]")
+    if expected_classes is None:
+        e = np.full(w.shape[0], -1, dtype=np.int64)
+    else:
+        e = np.asarray(expected_classes).reshape(-1)
+        if e.shape[0] != w.shape[0]:
+            raise BadWindows(f"{w.shape[0]} windows but {e.shape[0]} expected classes")
+        if not np.issubdtype(e.dtype, np.integer):
+            raise BadWindows(f"expected classes must be integers, got {e.dtype}")
+    return w.astype(np.int64), e.astype(np.int64)
+
+
+def _c_array_rows(rows: np.ndarray, per_line: int = 24) -> str:
+    out = []
+    for row in rows:
+        vals = [str(int(v)) for v in row]
+        lines = [", ".join(vals[i : i + per_line]) for i in range(0, len(vals), per_line)]
+        out.append("    {\n        " + ",\n        ".join(lines) + "\n    }")
+    return ",\n".join(out)
+
+
+def generate_firmware(
+    model: CModel,
+    windows: np.ndarray,
+    expected: np.ndarray,
+    board: str,
+    out_dir: str | os.PathLike[str],
+) -> Path:
+    """Write the firmware source tree into ``out_dir`` (replacing it) and return it.
+
+    ``out_dir`` gets the cortex_m template, ``model/`` with the C model files, and the
+    generated ``ep_config.h`` and ``windows.h``.
+    """
+    check_board(board)
+    src = templates_dir() / "cortex_m"
+    dst = Path(out_dir)
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("build", "*.md"))
+    (dst / "model").mkdir()
+    for f in model.files:
+        shutil.copy2(f, dst / "model" / f.name)
+    config = string.Template((src.parent / "ep_config.h.in").read_text()).substitute(
+        model_header=model.header.name,
+        model_name=model.name,
+        input_type=model.input_type,
+        input_len=model.input_len,
+        num_classes=model.num_classes,
+        scratch_bytes=model.scratch_bytes,
+        predict_fn=model.predict_fn,
+    )
+    (dst / "ep_config.h").write_text(config)
+    win = string.Template((src / "windows.h.in").read_text()).substitute(
+        num_windows=windows.shape[0],
+        windows_data=_c_array_rows(windows),
+        expected_data="    " + ", ".join(str(int(v)) for v in expected),
+    )
+    # Compile-time check that the windows match the model's input length.
+    win = win.replace(
+        "#define EP_NUM_WINDOWS",
+        f"_Static_assert(EP_INPUT_LEN == {windows.shape[1]}, "
+        f'"windows.h: {windows.shape[1]} values per window, the model wants EP_INPUT_LEN");\n'
+        "#define EP_NUM_WINDOWS",
+        1,
+    )
+    (dst / "windows.h").write_text(win)
+    (dst / "windows.h.in").unlink()
+    return dst
+
+
+def _first_error_line(text: str) -> str:
+    for line in text.splitlines():
+        if "error" in line.lower():
+            return line.strip()
+    lines = [x for x in text.splitlines() if x.strip()]
+    return lines[-1].strip() if lines else "(no output)"
+
+
+def compile_firmware(src_dir: Path, board: str, timeout_s: float = 120.0) -> Path:
+    """Run ``make BOARD=<board>`` in ``src_dir``; return the ELF or raise BuildFailed."""
+    try:
+        proc = subprocess.run(
+            ["make", "-s", f"BOARD={board}"],
+            cwd=src_dir,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BuildFailed(f"firmware build in {src_dir} took over {timeout_s:.0f} s") from exc
+    if proc.returncode != 0:
+        raise BuildFailed(
+            f"firmware build failed in {src_dir}: {_first_error_line(proc.stderr + proc.stdout)}"
+        )
+    elf = src_dir / "build" / "firmware.elf"
+    if not elf.is_file():
+        raise BuildFailed(f"firmware build in {src_dir} produced no {elf.name}")
+    return elf
+
+
+# ---------------------------------------------------------------------------------------
+# Measuring: sizes from the ELF and objects
+# ---------------------------------------------------------------------------------------
+
+FLASH_SECTIONS = (".isr_vector", ".text", ".rodata", ".ARM.exidx", ".data")
+
+
+def section_sizes(path: Path) -> dict[str, int]:
+    """``arm-none-eabi-size -A`` of an ELF or object: section name -> bytes."""
+    out = subprocess.run(
+        [CROSS + "size", "-A", str(path)], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+    sizes: dict[str, int] = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].startswith(".") and parts[1].isdigit():
+            sizes[parts[0]] = sizes.get(parts[0], 0) + int(parts[1])
+    return sizes
+
+
+def const_data_bytes(obj: Path) -> int:
+    """Bytes of constant and initialised data (.rodata*, .data*) in a compiled object."""
+    return sum(
+        n for s, n in section_sizes(obj).items() if s.startswith((".rodata", ".data", ".srodata"))
+    )
+
+
+def symbol_address(elf: Path, symbol: str) -> int:
+    """Address of a symbol in the ELF (Thumb bit cleared)."""
+    out = subprocess.run(
+        [CROSS + "nm", str(elf)], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[2] == symbol:
+            return int(parts[0], 16) & ~1
+    raise BuildFailed(f"{elf}: symbol {symbol} not found")
+
+
+# ---------------------------------------------------------------------------------------
+# Running under QEMU
+# ---------------------------------------------------------------------------------------
+
+
+def qemu_command(elf: Path, board: str, extra: Sequence[str] = ()) -> list[str]:
+    """The QEMU command line: semihosting on, deterministic ``-icount shift=0``."""
+    return [
+        QEMU,
+        "-M",
+        board,
+        "-nographic",
+        "-monitor",
+        "none",
+        "-serial",
+        "none",
+        "-semihosting-config",
+        "enable=on,target=native",
+        "-icount",
+        "shift=0",
+        *extra,
+        "-kernel",
+        str(elf),
+    ]
+
+
+def _kill_group(proc: subprocess.Popen[Any]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+    proc.wait()
+
+
+def run_qemu(elf: Path, board: str, timeout_s: float) -> tuple[int, str, float]:
+    """Run the firmware; return (exit status, output, wall seconds).
+
+    Raises FirmwareHung (QEMU killed) when it runs past ``timeout_s``.
+    """
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        qemu_command(elf, board),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired as exc:
+        _kill_group(proc)
+        raise FirmwareHung(
+            f"firmware on {board} did not finish within {timeout_s:g} s; QEMU killed"
+        ) from exc
+    return proc.returncode, out, time.monotonic() - t0
+
+
+def exact_instructions(elf: Path, board: str, timeout_s: float) -> int:
+    """Exact instructions of the first window's predict(), from a QEMU execution trace.
+
+    Runs ``-singlestep -d exec,nochain`` (one trace line per executed instruction) with the
+    log written to a FIFO, counts lines from the first ``ep_mark_begin`` to the first
+    ``ep_mark_end`` and stops QEMU there. Includes the ~3 instructions of the markers.
+    """
+    begin = symbol_address(elf, "ep_mark_begin")
+    end = symbol_address(elf, "ep_mark_end")
+    with tempfile.TemporaryDirectory(prefix="ep_trace_") as tmp:
+        fifo = Path(tmp) / "exec.log"
+        os.mkfifo(fifo)
+        proc = subprocess.Popen(
+            qemu_command(elf, board, ["-singlestep", "-d", "exec,nochain", "-D", str(fifo)]),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        timer = threading.Timer(timeout_s, _kill_group, args=(proc,))
+        timer.start()
+        count = None
+        try:
+            with open(fifo, "rb") as log:
+                started = False
+                n = 0
+                pat = re.compile(rb"\[[0-9a-f]+/([0-9a-f]+)/")
+                for line in log:
+                    m = pat.search(line)
+                    if m is None:
+                        continue
+                    pc = int(m.group(1), 16)
+                    if not started:
+                        if pc == begin:
+                            started = True
+                            n = 0
+                        continue
+                    n += 1
+                    if pc == end:
+                        count = n
+                        break
+        finally:
+            timer.cancel()
+            if proc.poll() is None:
+                _kill_group(proc)
+    if count is None:
+        raise FirmwareCrashed(f"exact instruction trace on {board} found no complete window")
+    return count
+
+
+_LINE_W = re.compile(
+    r"^EP W (\d+) class=(-?\d+) expected=(-?\d+) ticks=(\d+) stack=(\d+) scores=([-\d,]*)$"
+)
+_LINE_END = re.compile(r"^EP END windows=(\d+) mismatches=(\d+) stack_max=(\d+)$")
+_LINE_BEGIN = re.compile(r"^EP BEGIN .*scratch=(\d+) stack_size=(\d+)$")
+
+
+def parse_output(text: str, n_windows: int, board: str, rc: int) -> dict[str, Any]:
+    """Parse the firmware's lines; raise FirmwareCrashed on a fault or incomplete output."""
+    lines = [x.strip() for x in text.splitlines()]
+    for line in lines:
+        if line.startswith("EP FAULT"):
+            raise FirmwareCrashed(f"firmware on {board} crashed: {line} (exit status {rc})")
+    rows = [m for m in (_LINE_W.match(x) for x in lines) if m]
+    end = next((m for m in (_LINE_END.match(x) for x in lines) if m), None)
+    begin = next((m for m in (_LINE_BEGIN.match(x) for x in lines) if m), None)
+    if rc != 0 or end is None or begin is None or len(rows) != n_windows:
+        last = next((x for x in reversed(lines) if x), "(no output)")
+        raise FirmwareCrashed(
+            f"firmware on {board} exited with status {rc} after {len(rows)}/{n_windows} windows; "
+            f"last output: {last[:200]}"
+        )
+    return {
+        "classes": [int(m.group(2)) for m in rows],
+        "ticks": [int(m.group(4)) for m in rows],
+        "stack": [int(m.group(5)) for m in rows],
+        "scores": [[int(v) for v in m.group(6).split(",") if v] for m in rows],
+        "stack_max": int(end.group(3)),
+        "scratch": int(begin.group(1)),
+        "stack_size": int(begin.group(2)),
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# The public entry points
+# ---------------------------------------------------------------------------------------
+
+
+def build_firmware(
+    c_model_dir: str | os.PathLike[str],
+    windows_int: Any,
+    expected_classes: Any | None,
+    board: str,
+    out_dir: str | os.PathLike[str],
+) -> dict[str, Any]:
+    """Generate and compile the firmware; return its sizes (no QEMU needed).
+
+    Returns a dict with ``board``, ``cpu``, ``elf``, ``flash_bytes`` (text + rodata + data
+    + vectors, without the embedded test windows), ``static_ram_bytes`` (data + bss),
+    ``model_bytes`` (const data of the compiled ``<name>_model.o``), ``kernel_const_bytes``
+    (const data of the kernels, e.g. the sigmoid table), ``code_bytes`` (flash minus model
+    bytes), ``testdata_bytes`` and the section sizes.
+    """
+    info = check_board(board)
+    check_toolchain(need_qemu=False)
+    model = find_c_model(c_model_dir)
+    windows, expected = _check_windows(model, windows_int, expected_classes)
+    src = generate_firmware(model, windows, expected, board, out_dir)
+    elf = compile_firmware(src, board)
+    sec = section_sizes(elf)
+    flash = sum(sec.get(s, 0) for s in FLASH_SECTIONS)
+    model_obj = src / "build" / "model" / f"{model.name}_model.o"
+    model_bytes = const_data_bytes(model_obj)
+    kernel_bytes = sum(
+        const_data_bytes(o)
+        for o in (src / "build" / "model").glob("*.o")
+        if o.name != model_obj.name
+    )
+    return {
+        "board": board,
+        "cpu": info["cpu"],
+        "model": model.name,
+        "elf": str(elf),
+        "firmware_dir": str(src),
+        "flash_bytes": flash,
+        "model_bytes": model_bytes,
+        "kernel_const_bytes": kernel_bytes,
+        "code_bytes": flash - model_bytes,
+        "static_ram_bytes": sec.get(".data", 0) + sec.get(".bss", 0),
+        "testdata_bytes": sec.get(".ep_testdata", 0),
+        "sections": {s: sec[s] for s in (*FLASH_SECTIONS, ".bss", ".ep_testdata") if s in sec},
+        "_windows": windows.shape[0],
+        "_expected": expected,
+    }
+
+
+def build_and_run(
+    c_model_dir: str | os.PathLike[str],
+    windows_int: Any,
+    expected_classes: Any | None,
+    board: str = "mps2-an386",
+    out_dir: str | os.PathLike[str] = "firmware",
+    timeout_s: float = 60.0,
+    exact: bool = True,
+) -> dict[str, Any]:
+    """Build the C model in ``c_model_dir`` for ``board``, run it on ``windows_int`` under QEMU.
+
+    Contract:
+      * ``c_model_dir`` holds one generated ``<name>_model.h``/``.c`` (kernels it includes
+        but lacks come from ``export/c``).
+      * ``windows_int``: (N, 128, 9) or (N, 1152) integers in the model's input type
+        (int8/int16), exactly what the Python integer reference was given.
+      * ``expected_classes``: (N,) classes from the Python integer reference, or None.
+      * ``out_dir`` is replaced by the firmware sources and ``build/``; call again with a
+        different ``out_dir`` (e.g. a dense build of the same model) to compare.
+      * ``timeout_s`` bounds each QEMU run; a hang raises FirmwareHung.
+
+    Returns the ``mcu`` report section: ``board``, ``cpu``, ``flash_bytes``, ``ram_bytes``
+    (data + bss + measured stack high-water), ``model_bytes``, ``instructions_per_window``,
+    ``instruction_method``, ``windows_run``, ``agreement`` (None without expected classes),
+    plus details (per-window classes/instructions, scratch and stack bytes, code bytes).
+    Raises a FirmwareError subclass (one-line message) on any failure.
+    """
+    check_board(board)
+    check_toolchain(need_qemu=True)
+    built = build_firmware(c_model_dir, windows_int, expected_classes, board, out_dir)
+    n = built.pop("_windows")
+    expected = built.pop("_expected")
+    elf = Path(built["elf"])
+    rc, out, wall = run_qemu(elf, board, timeout_s)
+    res = parse_output(out, n, board, rc)
+    ticks = res["ticks"]
+    systick_instr = [t * INSTRUCTIONS_PER_TICK for t in ticks]
+    known = expected >= 0
+    agreement = (
+        float(np.mean(np.asarray(res["classes"])[known] == expected[known]))
+        if known.any()
+        else None
+    )
+    report: dict[str, Any] = {
+        "board": built["board"],
+        "cpu": built["cpu"],
+        "flash_bytes": built["flash_bytes"],
+        "ram_bytes": built["static_ram_bytes"] + res["stack_max"],
+        "model_bytes": built["model_bytes"],
+        "instructions_per_window": None,
+        "instruction_method": None,
+        "windows_run": n,
+        "agreement": agreement,
+        "model": built["model"],
+        "code_bytes": built["code_bytes"],
+        "kernel_const_bytes": built["kernel_const_bytes"],
+        "static_ram_bytes": built["static_ram_bytes"],
+        "stack_max_bytes": res["stack_max"],
+        "scratch_bytes": res["scratch"],
+        "predict_stack_bytes": max(res["stack"]),
+        "inference_ram_bytes": res["scratch"] + max(res["stack"]),
+        "testdata_bytes": built["testdata_bytes"],
+        "sections": built["sections"],
+        "systick_ticks_per_window": ticks,
+        "instructions_per_window_systick": float(np.mean(systick_instr)),
+        "predictions": res["classes"],
+        "expected": [int(v) for v in expected],
+        "scores": res["scores"],
+        "qemu_wall_s": round(wall, 3),
+        "elf": built["elf"],
+    }
+    if exact:
+        count = exact_instructions(elf, board, timeout_s)
+        report["instructions_per_window"] = count
+        report["instruction_method"] = (
+            "exact: QEMU -singlestep -d exec,nochain trace of window 0, instructions from "
+            "ep_mark_begin to ep_mark_end (instruction count, not cycles)"
+        )
+        report["instructions_per_tick"] = round(count / ticks[0], 3) if ticks[0] else None
+    else:
+        report["instructions_per_window"] = int(round(float(np.mean(systick_instr))))
+        report["instruction_method"] = (
+            f"systick: SysTick ticks x {INSTRUCTIONS_PER_TICK} under -icount shift=0 "
+            "(25 MHz clock, 1 ns per instruction), mean over windows (+-40 per window)"
+        )
+    return report
+
+
+def write_report(
+    report_path: str | os.PathLike[str], section: dict[str, Any], key: str = "mcu"
+) -> Path:
+    """Merge ``{key: section}`` into the JSON file ``report_path`` (created if absent)."""
+    path = Path(report_path)
+    data: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+    data[key] = section
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    tmp.replace(path)
+    return path
