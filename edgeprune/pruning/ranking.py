@@ -40,11 +40,10 @@ DEFAULT_MIN_THRESHOLD = 0.0005  # the paper's 0.05 % of all prunable weights
 
 def check_sparsity(sparsity: float, what: str = "sparsity") -> float:
     """Return ``sparsity`` as a float, or raise ``ValueError`` unless ``0 <= s < 1``."""
+    if isinstance(sparsity, np.ndarray) and sparsity.ndim == 0:
+        sparsity = sparsity.item()
     if isinstance(sparsity, bool) or not isinstance(sparsity, Real):
-        try:
-            sparsity = float(np.asarray(sparsity).item())
-        except (TypeError, ValueError):
-            raise ValueError(f"{what} must be a number in [0, 1), got {sparsity!r}") from None
+        raise ValueError(f"{what} must be a number in [0, 1), got {sparsity!r}")
     s = float(sparsity)
     if not (0.0 <= s < 1.0):  # also rejects NaN
         raise ValueError(f"{what} must be in [0, 1), got {sparsity!r}")
