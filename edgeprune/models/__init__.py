@@ -1,0 +1,42 @@
+"""Models: FastGRNN (cell, HAR classifier, exported parameters) and CNNs.
+
+Public door of the package; see docs/CONTRACTS.md for ``fastgrnn_params``.
+"""
+
+from edgeprune.models.cnn import (
+    har_cnn,
+    mobilenet_v1,
+    resnet32,
+    resnet50,
+    wide_resnet,
+    wrn_28_8,
+)
+from edgeprune.models.fastgrnn import (
+    NONLINEARITIES,
+    FastGRNNCell,
+    custom_objects,
+    fastgrnn_classifier,
+    fastgrnn_numpy_forward,
+    fastgrnn_params,
+    load_model,
+    quant_sigm,
+    quant_tanh,
+)
+
+__all__ = [
+    "NONLINEARITIES",
+    "FastGRNNCell",
+    "custom_objects",
+    "fastgrnn_classifier",
+    "fastgrnn_numpy_forward",
+    "fastgrnn_params",
+    "har_cnn",
+    "load_model",
+    "mobilenet_v1",
+    "quant_sigm",
+    "quant_tanh",
+    "resnet32",
+    "resnet50",
+    "wide_resnet",
+    "wrn_28_8",
+]
