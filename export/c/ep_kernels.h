@@ -1,0 +1,168 @@
+/*
+ * ep_kernels.h -- edgeprune's integer-only sparse kernels (portable C99, no heap, no float).
+ *
+ * The generated model files (<name>_model.h/.c, written by export.cmodel) hold the
+ * constant data and call these kernels. Every buffer is owned by the caller.
+ *
+ * Number formats (all fixed point; "Qn" = value * 2^n stored in an integer):
+ *   weights        int8, symmetric, one scale per matrix (folded into requantisers)
+ *   vectors        int16 (normalised input x, low-rank intermediates a and v, state h)
+ *   accumulators   int32; the generator checks that no row can overflow
+ *                  (sum |w| * 32768 < 2^31 for every row)
+ *   pre-activation int32 Q(pre_frac), clamped to +-2^24 after the two paths are added
+ *   gate z, cand c Q15 in int32: z in [0, 32768], c in [-32768, 32768]
+ *   state h        int16 Q(h_frac), saturated to [-h_max, h_max]
+ *
+ * Saturation: every narrowing (requantised int32, int16 vectors, state, scores) clamps
+ * to the target range instead of wrapping. Rounding is "half up" (add half, then an
+ * arithmetic shift right). The code assumes that >> on a negative signed integer is an
+ * arithmetic shift (true for GCC, Clang, armcc/armclang and IAR); it never left-shifts a
+ * negative value (it multiplies instead), so it is free of undefined behaviour.
+ *
+ * Sparse matrix M (rows = outputs, cols = inputs; y[r] = sum_c M[r][c] * x[c]), stored as
+ *   EP_FMT_DENSE    values[rows*cols] row-major, index unused
+ *   EP_FMT_CSR8     index = uint8  {count[rows], col[nnz]}   (cols <= 256, counts <= 255)
+ *   EP_FMT_CSR16    index = uint16 {count[rows], col[nnz]}
+ *   EP_FMT_BITMASK  index = uint8 mask[ceil(rows*cols/8)], bit k (LSB first) = element k
+ *                   of the row-major matrix is nonzero; values in row-major order
+ *   EP_FMT_RLE4     index = 4-bit codes, two per byte (low nibble first), over the
+ *                   row-major matrix: code n < 15 skips n zeros then takes one value,
+ *                   code 15 skips 15 zeros and takes none
+ * values holds the nonzeros in row-major order; values/index may be NULL when nnz == 0.
+ */
+#ifndef EP_KERNELS_H
+#define EP_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+    EP_FMT_DENSE = 0,
+    EP_FMT_CSR8 = 1,
+    EP_FMT_CSR16 = 2,
+    EP_FMT_BITMASK = 3,
+    EP_FMT_RLE4 = 4,
+    EP_FMT_NONE = 255 /* matrix absent (the second factor of a full-rank path) */
+};
+
+enum {
+    EP_NL_SIGMOID = 0,    /* table + linear interpolation, table over [0, 8] */
+    EP_NL_TANH = 1,       /* tanh(x) = 2 sigmoid(2x) - 1, same table */
+    EP_NL_QUANT_SIGM = 2, /* clip((x + 1) / 2, 0, 1), exact */
+    EP_NL_QUANT_TANH = 3  /* clip(x, -1, 1), exact */
+};
+
+/** Clamp limit of the pre-activation (Q(pre_frac) int32) after adding both paths. */
+#define EP_PRE_LIMIT ((int32_t)1 << 24)
+
+/** Runtime view of an int8 matrix in one of the EP_FMT_* formats (see the top of this file). */
+typedef struct {
+    const int8_t *values;
+    const void *index;
+    uint16_t rows;
+    uint16_t cols;
+    uint16_t nnz;
+    uint8_t format;
+} ep_matrix_t;
+
+/**
+ * Compact stored descriptor of a model matrix: offsets into the model's pools (values in
+ * the int8 pool; index in the uint16 pool for EP_FMT_CSR16, else in the uint8 pool).
+ * Its shape follows from the model's dimensions.
+ */
+typedef struct {
+    uint16_t values;
+    uint16_t index;
+    uint16_t nnz;
+    uint8_t format;
+    uint8_t reserved;
+} ep_sparse_t;
+
+enum { EP_RQ_A = 0, EP_RQ_W = 1, EP_RQ_V = 2, EP_RQ_U = 3 };
+
+/**
+ * FastGRNN parameters (constant data, emitted by the generator). All arrays live in four
+ * pools; the uint16_t fields named *_off are offsets into them.
+ */
+typedef struct {
+    const int8_t *i8;           /* matrix values, bias_gate, bias_update */
+    const uint8_t *u8;          /* 8-bit matrix indices */
+    const uint16_t *u16;        /* 16-bit matrix indices, in_mult, sigmoid table */
+    const int32_t *i32;         /* in_off, dense_bias */
+    ep_sparse_t w1;             /* W1^T (w_rank x d), or W^T (H x d) when w_rank == 0 */
+    ep_sparse_t w2;             /* W2^T (H x w_rank), EP_FMT_NONE when w_rank == 0 */
+    ep_sparse_t u1;             /* U1^T (u_rank x H), or U^T (H x H) when u_rank == 0 */
+    ep_sparse_t u2;             /* U2^T (H x u_rank), EP_FMT_NONE when u_rank == 0 */
+    ep_sparse_t dense;          /* classifier kernel^T (classes x H) */
+    int32_t rq_mult[4];         /* requantisers EP_RQ_*: y = round(acc * mult / 2^shift) */
+    uint16_t zeta_q15;          /* sigmoid(zeta) in Q15 */
+    uint16_t nu_q15;            /* sigmoid(nu) in Q15 */
+    uint16_t in_mult_off;       /* u16[d]: x = sat16((raw * in_mult + in_off) >> in_shift) */
+    uint16_t in_off_off;        /* i32[d] */
+    uint16_t bias_gate_off;     /* i8[H], added to pre as bias * 2^bias_gate_shift */
+    uint16_t bias_update_off;   /* i8[H] */
+    uint16_t dense_bias_off;    /* i32[classes], in score units */
+    uint16_t lut_off;           /* u16[lut_len]: sigmoid(i / 2^lut_shift) in Q15 */
+    uint16_t input_dim;
+    uint16_t hidden;
+    uint16_t w_rank;            /* 0 = full rank */
+    uint16_t u_rank;            /* 0 = full rank */
+    uint16_t classes;
+    uint16_t lut_len;
+    int16_t h_max;
+    uint8_t rq_shift[4];        /* 1 .. 62 */
+    uint8_t in_shift;
+    uint8_t bias_gate_shift;
+    uint8_t bias_update_shift;
+    uint8_t pre_frac;           /* 1 .. 14 */
+    uint8_t h_frac;             /* 0 .. 15 */
+    uint8_t lut_shift;          /* < pre_frac */
+    uint8_t gate_nl;            /* EP_NL_* */
+    uint8_t update_nl;          /* EP_NL_* */
+} ep_fastgrnn_t;
+
+#define EP_MAX3_(a, b, c) ((a) > (b) ? ((a) > (c) ? (a) : (c)) : ((b) > (c) ? (b) : (c)))
+
+/** Work bytes of one ep_fastgrnn_step: int32 pre[H], tmp[max(H,rw,ru)]; int16 x[d], a[rw], v[ru]. */
+#define EP_FASTGRNN_WORK_BYTES(d, h, rw, ru) \
+    (4u * ((h) + EP_MAX3_((h), (rw), (ru))) + 2u * ((d) + (rw) + (ru)))
+
+/** Scratch bytes of ep_fastgrnn_predict: the work area followed by the int16 state h[H]. */
+#define EP_FASTGRNN_SCRATCH_BYTES(d, h, rw, ru) (EP_FASTGRNN_WORK_BYTES(d, h, rw, ru) + 2u * (h))
+
+/** Saturate an int32 to int16. */
+int16_t ep_sat16(int32_t v);
+
+/** round(acc * mult / 2^shift) (1 <= shift <= 62), saturated to int32. */
+int32_t ep_requant(int32_t acc, int32_t mult, int shift);
+
+/** y[r] = sum_c M[r][c] * x[c] for r < m->rows (y is overwritten). */
+void ep_spmv(const ep_matrix_t *m, const int16_t *x, int32_t *y);
+
+/** Nonlinearity `kind` (EP_NL_*) of a Q(pre_frac) value, result in Q15 (int32). */
+int32_t ep_nonlinearity(int kind, int32_t pre, const ep_fastgrnn_t *p);
+
+/**
+ * One FastGRNN step: h <- step(raw, h). raw = p->input_dim int16 samples of one time step
+ * (the integer input described in the model header); h = p->hidden int16 values;
+ * work = EP_FASTGRNN_WORK_BYTES(...) bytes, 4-byte aligned.
+ */
+void ep_fastgrnn_step(const ep_fastgrnn_t *p, const int16_t *raw, int16_t *h, void *work);
+
+/**
+ * Run `steps` steps from h = 0 over window[steps * input_dim], then the classifier.
+ * scratch = EP_FASTGRNN_SCRATCH_BYTES(...) bytes, 4-byte aligned. Writes
+ * scores[classes] (int32 logits in score units) and returns the argmax (first on ties).
+ */
+int ep_fastgrnn_predict(const ep_fastgrnn_t *p, const int16_t *window, uint16_t steps,
+                        void *scratch, int32_t *scores);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EP_KERNELS_H */

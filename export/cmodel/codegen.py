@@ -1,0 +1,294 @@
+"""Write ``<name>_model.h`` / ``<name>_model.c`` for an ``IntFastGRNN``.
+
+Output is deterministic (same model, name and provenance -> same bytes) and written to a
+temporary name then ``os.replace``d, so no half-written file is ever left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import tempfile
+from collections.abc import Mapping
+
+import numpy as np
+
+from export.cmodel.quant import GATE_NL, MATRICES, UPDATE_NL, IntFastGRNN
+from export.cmodel.sparse import FORMAT_TAGS, SparseMatrix, format_sizes
+
+C_DIR = pathlib.Path(__file__).resolve().parent.parent / "c"
+"""Directory holding ep_kernels.h / ep_kernels.c (shipped as package data)."""
+
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
+_CTYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.uint8): "uint8_t",
+           np.dtype(np.int16): "int16_t", np.dtype(np.uint16): "uint16_t",
+           np.dtype(np.int32): "int32_t"}
+_NL_TAGS = {0: "EP_NL_SIGMOID", 1: "EP_NL_TANH", 2: "EP_NL_QUANT_SIGM", 3: "EP_NL_QUANT_TANH"}
+
+
+def check_name(name: str) -> str:
+    """A model name must be a C identifier (used in file, function and macro names)."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ValueError(f"model name {name!r} is not a C identifier of at most 41 characters")
+    return name
+
+
+def c_array(ctype_name: str, values: np.ndarray, per_line: int = 16) -> str:
+    """``static const <type> <name>[n] = {...};`` for a 1-D integer array (n >= 1)."""
+    arr = np.asarray(values).reshape(-1)
+    ctype = _CTYPES[arr.dtype]
+    lines = []
+    for i in range(0, arr.size, per_line):
+        lines.append("    " + ", ".join(str(int(v)) for v in arr[i:i + per_line]) + ",")
+    body = "\n".join(lines)
+    return f"static const {ctype} {ctype_name}[{arr.size}] = {{\n{body}\n}};\n"
+
+
+def matrix_view_definition(prefix: str, s: SparseMatrix) -> tuple[str, str]:
+    """(array definitions, ``ep_matrix_t`` initializer) for a standalone matrix ``s``.
+
+    Used by tests and by users who call ``ep_spmv`` directly; models use pools instead.
+    """
+    defs = []
+    vals = idx = "NULL"
+    if s.values.size:
+        defs.append(c_array(f"{prefix}_val", s.values))
+        vals = f"{prefix}_val"
+    if s.index.size:
+        defs.append(c_array(f"{prefix}_idx", s.index))
+        idx = f"{prefix}_idx"
+    init = f"{{ {vals}, {idx}, {s.rows}, {s.cols}, {s.nnz}, {FORMAT_TAGS[s.format]} }}"
+    return "".join(defs), init
+
+
+class _Pool:
+    """One typed constant pool: arrays appended back to back, with their offsets."""
+
+    def __init__(self, dtype: type) -> None:
+        self.dtype = np.dtype(dtype)
+        self.parts: list[tuple[str, np.ndarray]] = []
+        self.size = 0
+
+    def add(self, label: str, arr: np.ndarray) -> int:
+        arr = np.asarray(arr).reshape(-1)
+        if arr.size and arr.dtype != self.dtype:
+            raise ValueError(f"pool {self.dtype}: {label} has dtype {arr.dtype}")
+        off = self.size
+        if off > 65535:
+            raise ValueError(f"model too large: pool offset {off} exceeds 65535")
+        if arr.size:
+            self.parts.append((label, arr.astype(self.dtype)))
+            self.size += arr.size
+        return off
+
+    def c_field(self) -> tuple[str, str]:
+        """(member declaration, initializer) of this pool inside the model struct."""
+        ctype = _CTYPES[self.dtype]
+        n = max(self.size, 1)
+        lines = []
+        for label, arr in self.parts:
+            lines.append(f"        /* {label} */")
+            for i in range(0, arr.size, 16):
+                lines.append("        " + ", ".join(str(int(v)) for v in arr[i:i + 16]) + ",")
+        if not self.parts:
+            lines.append("        0, /* (empty) */")
+        return f"{ctype} {_POOL_NAMES[self.dtype]}[{n}];", "{\n" + "\n".join(lines) + "\n    }"
+
+
+_POOL_NAMES = {np.dtype(np.int8): "i8", np.dtype(np.uint8): "u8",
+               np.dtype(np.uint16): "u16", np.dtype(np.int32): "i32"}
+
+
+def _fmt_scale(v: float) -> str:
+    e = np.log2(v)
+    return f"2^{int(e)}" if float(e).is_integer() else f"{v:.6g}"
+
+
+def scratch_bytes(m: IntFastGRNN) -> int:
+    """EP_FASTGRNN_SCRATCH_BYTES of the model (work area + int16 state)."""
+    return (4 * (m.hidden + max(m.hidden, m.w_rank, m.u_rank))
+            + 2 * (m.input_dim + m.w_rank + m.u_rank) + 2 * m.hidden)
+
+
+def render(model: IntFastGRNN, name: str,
+           provenance: Mapping[str, object] | None = None) -> tuple[str, str]:
+    """The header and source text of the generated model (no I/O)."""
+    name = check_name(name)
+    up = name.upper()
+    m = model
+    steps = int((provenance or {}).get("steps", 128))
+    scratch = scratch_bytes(m)
+    paper = sum(s.nbytes for s in m.matrices.values() if s is not None)
+    prov_lines = [f" *   {k}: {v}" for k, v in sorted((provenance or {}).items())]
+    fmt_lines = []
+    for key in MATRICES:
+        s = m.matrices[key]
+        if s is not None:
+            sizes = ", ".join(f"{f} {b}" for f, b in format_sizes(s.to_dense()).items()
+                              if b is not None)
+            fmt_lines.append(f" *   {key:5s} {s.rows}x{s.cols} nnz {s.nnz} -> {s.format} "
+                             f"({s.nbytes} B; {sizes})")
+    scales = ", ".join(_fmt_scale(v) for v in m.in_scale)
+    comment = "\n".join([
+        "/*",
+        f" * {name}_model -- generated by edgeprune (export.cmodel); do not edit.",
+        " * Integer-only sparse FastGRNN "
+        f"(d {m.input_dim}, hidden {m.hidden}, w_rank {m.w_rank}, u_rank {m.u_rank}, "
+        f"classes {m.classes}; rank 0 = full).",
+        f" *   weight sparsity (float params): {m.meta.get('sparsity', 0.0):.4f}; "
+        f"int8 nonzeros: {m.meta.get('nnz_int8', '?')}",
+        f" *   matrix bytes (values + index): {paper}; state: int16 Q{m.h_frac} "
+        f"(|h| <= {m.h_max}); sigmoid table {len(m.lut)} entries",
+        *prov_lines,
+        " * Storage format per matrix (rows = outputs), bytes of every format:",
+        *fmt_lines,
+        " * Input: window[t * CHANNELS + c] = round(x[t][c] / in_scale[c]) saturated to int16,",
+        " *   x = raw (not normalised) sample; normalisation runs in fixed point inside.",
+        f" *   in_scale = {{{scales}}}",
+        f" * Scores: int32 logits in units of {m.score_scale:.9g} (argmax = class).",
+        " */",
+    ])
+    guard = f"EP_{up}_MODEL_H"
+    header = f"""{comment}
+#ifndef {guard}
+#define {guard}
+
+#include <stdint.h>
+
+#include "ep_kernels.h"
+
+#define EP_{up}_STEPS {steps}
+#define EP_{up}_CHANNELS {m.input_dim}
+#define EP_{up}_INPUT_LEN ({steps} * {m.input_dim})
+#define EP_{up}_CLASSES {m.classes}
+#define EP_{up}_SCRATCH_BYTES {scratch}
+
+#ifdef EP_MODEL_DEFAULT_ALIASES /* lets one generic driver use this model */
+#define EP_MODEL_INPUT_LEN EP_{up}_INPUT_LEN
+#define EP_MODEL_CLASSES EP_{up}_CLASSES
+#define EP_MODEL_SCRATCH_BYTES EP_{up}_SCRATCH_BYTES
+#define EP_MODEL_PREDICT ep_{name}_predict
+#endif
+
+#ifdef __cplusplus
+extern "C" {{
+#endif
+
+/**
+ * Classify one window. window: EP_{up}_INPUT_LEN int16 samples, time-major (see the
+ * comment above); scratch: EP_{up}_SCRATCH_BYTES bytes, 4-byte aligned, caller-owned;
+ * scores: EP_{up}_CLASSES int32 logits (written). Returns the class (first argmax).
+ * No heap, no floating point, reentrant (all state lives in scratch).
+ */
+int ep_{name}_predict(const int16_t window[EP_{up}_INPUT_LEN], void *scratch,
+                      int32_t scores[EP_{up}_CLASSES]);
+
+#ifdef __cplusplus
+}}
+#endif
+
+#endif /* {guard} */
+"""
+    p = f"ep_{name}"
+    i8, u8, u16, i32 = _Pool(np.int8), _Pool(np.uint8), _Pool(np.uint16), _Pool(np.int32)
+    desc = {}
+    for key in MATRICES:
+        s = m.matrices[key]
+        if s is None:
+            desc[key] = "{ 0, 0, 0, EP_FMT_NONE, 0 }"
+            continue
+        voff = i8.add(f"{key} values ({s.format})", s.values)
+        ipool = u16 if s.format == "csr16" else u8
+        ioff = ipool.add(f"{key} index ({s.format})", s.index)
+        desc[key] = f"{{ {voff}, {ioff}, {s.nnz}, {FORMAT_TAGS[s.format]}, 0 }}"
+    bg = i8.add("bias_gate", m.bias_gate)
+    bu = i8.add("bias_update", m.bias_update)
+    im = u16.add("in_mult", m.in_mult)
+    lut = u16.add("sigmoid table", m.lut)
+    io = i32.add("in_off", m.in_off)
+    db = i32.add("dense_bias", m.dense_bias)
+    rqs = (m.rq_a, m.rq_w, m.rq_v, m.rq_u)
+    fields = [
+        f"{p}.i8", f"{p}.u8", f"{p}.u16", f"{p}.i32",
+        desc["w1"], desc["w2"], desc["u1"], desc["u2"], desc["dense"],
+        "{ " + ", ".join(str(r.mult) for r in rqs) + " }",
+        str(m.zeta_q15), str(m.nu_q15), str(im), str(io), str(bg), str(bu), str(db), str(lut),
+        str(m.input_dim), str(m.hidden), str(m.w_rank), str(m.u_rank), str(m.classes),
+        str(len(m.lut)), str(m.h_max),
+        "{ " + ", ".join(str(r.shift) for r in rqs) + " }",
+        str(m.in_shift), str(m.bias_gate_shift), str(m.bias_update_shift),
+        str(m.pre_frac), str(m.h_frac), str(m.lut_shift),
+        _NL_TAGS[GATE_NL[m.gate_nl]], _NL_TAGS[UPDATE_NL[m.update_nl]],
+    ]
+    pools = [pool.c_field() for pool in (i32, u16, i8, u8)]
+    members = "\n".join(f"    {decl}" for decl, _ in pools)
+    params = ",\n".join("        " + f for f in fields)
+    inits = ",\n".join(f"    {init}" for _, init in pools)
+    source = f"""{comment}
+
+#include "{name}_model.h"
+
+/*
+ * All constant data of the model lives in one object (params + four typed pools), so
+ * the compiler adds no padding between arrays beyond natural alignment.
+ */
+typedef struct {{
+    ep_fastgrnn_t params;
+{members}
+}} {p}_data_t;
+
+static const {p}_data_t {p} = {{
+    {{
+{params}
+    }},
+{inits}
+}};
+
+int ep_{name}_predict(const int16_t window[EP_{up}_INPUT_LEN], void *scratch,
+                      int32_t scores[EP_{up}_CLASSES])
+{{
+    return ep_fastgrnn_predict(&{p}.params, window, EP_{up}_STEPS, scratch, scores);
+}}
+"""
+    return header, source
+
+
+def _atomic_write(path: pathlib.Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii", newline="\n") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def generate_c(model: IntFastGRNN, out_dir: str | os.PathLike, name: str,
+               provenance: Mapping[str, object] | None = None,
+               copy_kernels: bool = False) -> dict[str, pathlib.Path]:
+    """Write ``<name>_model.h`` and ``<name>_model.c`` into ``out_dir`` (created if needed).
+
+    ``provenance``: extra lines for the comment block (e.g. model, accuracy, sparsity);
+    ``steps`` sets the window length (default 128). ``copy_kernels`` also copies
+    ``ep_kernels.h/.c`` beside them. Returns ``{"header", "source"[, "kernels_h",
+    "kernels_c"]}``. Raises ``OSError`` (one line) when ``out_dir`` is not writable.
+    """
+    header, source = render(model, name, provenance)
+    out = pathlib.Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not os.access(out, os.W_OK):
+            raise PermissionError(f"directory {out} is not writable")
+        paths = {"header": out / f"{name}_model.h", "source": out / f"{name}_model.c"}
+        _atomic_write(paths["header"], header)
+        _atomic_write(paths["source"], source)
+        if copy_kernels:
+            for key, fname in (("kernels_h", "ep_kernels.h"), ("kernels_c", "ep_kernels.c")):
+                paths[key] = out / fname
+                _atomic_write(paths[key], (C_DIR / fname).read_text(encoding="ascii"))
+    except OSError as e:
+        raise OSError(f"cannot write the C model to {out}: {e.strerror or e}") from e
+    return paths

@@ -1,0 +1,389 @@
+"""Quantise a FastGRNN parameter dict (docs/CONTRACTS.md) into edgeprune's integer model.
+
+Integer input (the C API's window): ``int16 raw[t][c] = round(x[t][c] / in_scale[c])`` where
+``x`` is the *raw* (not normalised) float window and ``in_scale`` a per-channel power of
+two chosen from the calibration set (or given by the caller, e.g. a sensor's LSB).
+Normalisation runs in fixed point inside the model: ``x_q = sat16((raw*in_mult + in_off)
+>> in_shift)`` approximates ``(x - mean) / std / s_x``. ``quantize_input`` is the host helper.
+
+Everything else follows ``export/c/ep_kernels.h``: int8 weights with one symmetric scale
+per matrix, int32 accumulation, Q31 multiplier + shift requantisers, int16 low-rank
+intermediates, pre-activations in Q``pre_frac``, gate/candidate in Q15 from a sigmoid table
+with linear interpolation (or exact quantSigm/quantTanh), sigma(zeta)/sigma(nu) in Q15, and
+an int16 state in Q``h_frac`` saturated at ``h_max`` (``state_bits=8`` limits it to +-127).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from export.cmodel.sparse import SparseMatrix, encode
+
+MATRICES = ("w1", "w2", "u1", "u2", "dense")
+GATE_NL = {"sigmoid": 0, "quantSigm": 2}
+UPDATE_NL = {"tanh": 1, "quantTanh": 3}
+_LUT_XMAX = 8
+
+
+@dataclass(frozen=True)
+class Requant:
+    """``y = round(acc * mult / 2**shift)``; ``mult`` in [2^30, 2^31), ``1 <= shift <= 62``."""
+
+    mult: int
+    shift: int
+
+    @classmethod
+    def from_real(cls, m: float, what: str) -> Requant:
+        """The nearest fixed-point form of the positive real multiplier ``m``."""
+        if not (math.isfinite(m) and m > 0):
+            raise ValueError(f"requantiser {what}: multiplier {m!r} is not a positive number")
+        e = math.floor(math.log2(m))
+        mult = round(m / 2.0**e * 2**30)
+        if mult >= 2**31:
+            mult //= 2
+            e += 1
+        shift = 30 - e
+        if not 1 <= shift <= 62:
+            raise ValueError(f"requantiser {what}: multiplier {m:g} out of fixed-point range")
+        return cls(int(mult), int(shift))
+
+    @property
+    def real(self) -> float:
+        return self.mult / 2.0**self.shift
+
+
+@dataclass
+class IntFastGRNN:
+    """An integer-only FastGRNN: everything the C model holds, as numpy arrays and ints.
+
+    Matrices are ``SparseMatrix`` in the kernel orientation (rows = outputs). Float fields
+    (``in_scale``, ``score_scale``) are host-side documentation, never used at inference.
+    """
+
+    input_dim: int
+    hidden: int
+    w_rank: int
+    u_rank: int
+    classes: int
+    matrices: dict[str, SparseMatrix | None]
+    in_scale: np.ndarray
+    in_mult: np.ndarray
+    in_off: np.ndarray
+    in_shift: int
+    rq_a: Requant
+    rq_w: Requant
+    rq_v: Requant
+    rq_u: Requant
+    bias_gate: np.ndarray
+    bias_gate_shift: int
+    bias_update: np.ndarray
+    bias_update_shift: int
+    dense_bias: np.ndarray
+    zeta_q15: int
+    nu_q15: int
+    gate_nl: str
+    update_nl: str
+    pre_frac: int
+    h_frac: int
+    h_max: int
+    lut: np.ndarray
+    lut_shift: int
+    score_scale: float
+    meta: dict = field(default_factory=dict)
+
+
+def _sigmoid(x: np.ndarray | float) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+
+
+def sigmoid_lut(lut_shift: int) -> np.ndarray:
+    """``round(sigmoid(i / 2**lut_shift) * 32768)`` for ``i = 0 .. 8 * 2**lut_shift`` (uint16)."""
+    i = np.arange(_LUT_XMAX * 2**lut_shift + 1, dtype=np.float64)
+    return np.rint(_sigmoid(i / 2.0**lut_shift) * 32768).astype(np.uint16)
+
+
+def _fetch(params: Mapping, key: str, shape: tuple[int, ...]) -> np.ndarray:
+    if key not in params:
+        raise ValueError(f"FastGRNN parameters lack {key!r}")
+    a = np.asarray(params[key], dtype=np.float64)
+    if a.shape != shape:
+        raise ValueError(f"FastGRNN parameter {key!r} has shape {a.shape}, expected {shape}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"FastGRNN parameter {key!r} holds NaN or inf")
+    return a
+
+
+def check_params(params: Mapping) -> dict[str, np.ndarray | str | int]:
+    """Validate a CONTRACTS.md FastGRNN dict; return float64 arrays plus dims.
+
+    Raises ``ValueError`` (one line) on a missing key, wrong shape, NaN/inf or an
+    unsupported nonlinearity.
+    """
+    if not isinstance(params, Mapping):
+        raise ValueError(f"FastGRNN parameters must be a dict, got {type(params).__name__}")
+    out: dict = {}
+    if "dense_kernel" not in params:
+        raise ValueError("FastGRNN parameters lack 'dense_kernel'")
+    dk = np.asarray(params["dense_kernel"])
+    if dk.ndim != 2:
+        raise ValueError(f"FastGRNN parameter 'dense_kernel' has shape {dk.shape}, expected (H, C)")
+    H, C = dk.shape
+    if "W" in params:
+        W = np.asarray(params["W"])
+        if W.ndim != 2:
+            raise ValueError(f"FastGRNN parameter 'W' has shape {W.shape}, expected (d, {H})")
+        d = W.shape[0]
+        out["W"] = _fetch(params, "W", (d, H))
+        rw = 0
+    else:
+        W1 = np.asarray(params.get("W1", np.zeros((0,))))
+        if "W1" not in params or W1.ndim != 2:
+            raise ValueError("FastGRNN parameters need 'W' or 'W1' and 'W2' (2-D)")
+        d, rw = W1.shape
+        out["W1"] = _fetch(params, "W1", (d, rw))
+        out["W2"] = _fetch(params, "W2", (rw, H))
+    if "U" in params:
+        out["U"] = _fetch(params, "U", (H, H))
+        ru = 0
+    else:
+        U1 = np.asarray(params.get("U1", np.zeros((0,))))
+        if "U1" not in params or U1.ndim != 2:
+            raise ValueError("FastGRNN parameters need 'U' or 'U1' and 'U2' (2-D)")
+        ru = U1.shape[1]
+        out["U1"] = _fetch(params, "U1", (H, ru))
+        out["U2"] = _fetch(params, "U2", (ru, H))
+    for key in ("bias_gate", "bias_update"):
+        out[key] = _fetch(params, key, (H,))
+    out["zeta"] = float(_fetch(params, "zeta", ()))
+    out["nu"] = float(_fetch(params, "nu", ()))
+    out["dense_kernel"] = _fetch(params, "dense_kernel", (H, C))
+    out["dense_bias"] = _fetch(params, "dense_bias", (C,))
+    g = params.get("gate_nonlinearity", "sigmoid")
+    u = params.get("update_nonlinearity", "tanh")
+    if g not in GATE_NL:
+        raise ValueError(f"unsupported gate nonlinearity {g!r} (supported: sigmoid, quantSigm)")
+    if u not in UPDATE_NL:
+        raise ValueError(f"unsupported update nonlinearity {u!r} (supported: tanh, quantTanh)")
+    out.update(gate_nonlinearity=g, update_nonlinearity=u, d=d, H=H, C=C, rw=rw, ru=ru)
+    return out
+
+
+def float_forward(params: Mapping, x_norm: np.ndarray, *, record: bool = False):
+    """Float64 FastGRNN forward on *normalised* windows ``(N, T, d)``; returns logits ``(N, C)``.
+
+    With ``record=True`` also returns the max |.| of the normalised input, the low-rank
+    intermediates ``a = x W1`` and ``v = h U1``, the pre-activation and the state.
+    """
+    p = check_params(params)
+    x_norm = np.asarray(x_norm, dtype=np.float64)
+    if x_norm.ndim != 3 or x_norm.shape[2] != p["d"]:
+        raise ValueError(f"windows must have shape (N, T, {p['d']}), got {x_norm.shape}")
+    n, steps, _ = x_norm.shape
+    h = np.zeros((n, p["H"]))
+    sz, sn = _sigmoid(p["zeta"]), _sigmoid(p["nu"])
+    rec = {"x": float(np.abs(x_norm).max(initial=0.0)), "a": 0.0, "v": 0.0, "pre": 0.0, "h": 0.0}
+    for t in range(steps):
+        xt = x_norm[:, t, :]
+        if p["rw"]:
+            a = xt @ p["W1"]
+            rec["a"] = max(rec["a"], float(np.abs(a).max(initial=0.0)))
+            wx = a @ p["W2"]
+        else:
+            wx = xt @ p["W"]
+        if p["ru"]:
+            v = h @ p["U1"]
+            rec["v"] = max(rec["v"], float(np.abs(v).max(initial=0.0)))
+            uh = v @ p["U2"]
+        else:
+            uh = h @ p["U"]
+        pre = wx + uh
+        rec["pre"] = max(rec["pre"], float(np.abs(pre).max(initial=0.0)))
+        gp, up = pre + p["bias_gate"], pre + p["bias_update"]
+        z = _sigmoid(gp) if p["gate_nonlinearity"] == "sigmoid" else np.clip((gp + 1) / 2, 0, 1)
+        c = np.tanh(up) if p["update_nonlinearity"] == "tanh" else np.clip(up, -1, 1)
+        h = z * h + (sz * (1 - z) + sn) * c
+        rec["h"] = max(rec["h"], float(np.abs(h).max(initial=0.0)))
+    logits = h @ p["dense_kernel"] + p["dense_bias"]
+    return (logits, rec) if record else logits
+
+
+def _quant_matrix(w: np.ndarray) -> tuple[np.ndarray, float]:
+    """Symmetric per-tensor int8 of the float matrix ``w`` (exact zeros stay zero)."""
+    amax = float(np.abs(w).max(initial=0.0))
+    scale = amax / 127.0 if amax > 0 else 1.0
+    return np.clip(np.rint(w / scale), -127, 127).astype(np.int8), scale
+
+
+def _pow2_bias(b: np.ndarray, pre_frac: int, what: str) -> tuple[np.ndarray, int]:
+    """int8 bias with scale 2^-e (e <= pre_frac); returns (values, shift = pre_frac - e)."""
+    amax = float(np.abs(b).max(initial=0.0))
+    e = pre_frac if amax == 0 else min(pre_frac, math.floor(math.log2(127.0 / amax)))
+    shift = pre_frac - e
+    if shift > 23:
+        raise ValueError(f"{what} is too large for the fixed-point pre-activation ({amax:g})")
+    return np.clip(np.rint(b * 2.0**e), -127, 127).astype(np.int8), shift
+
+
+def quantize_fastgrnn(
+    params: Mapping,
+    mean: np.ndarray,
+    std: np.ndarray,
+    calibration: np.ndarray,
+    *,
+    normalized: bool = False,
+    in_scale: np.ndarray | None = None,
+    state_bits: int = 16,
+    lut_shift: int = 1,
+    pre_frac: int = 12,
+    formats: Mapping[str, str] | None = None,
+    margin: float = 1.25,
+) -> IntFastGRNN:
+    """Quantise FastGRNN ``params`` into an ``IntFastGRNN``.
+
+    ``calibration``: windows ``(N, T, d)`` from the training split, raw unless
+    ``normalized=True``; ranges of the input, intermediates and state come from a float
+    forward over them (at most 512 windows are used). ``in_scale``: per-channel float
+    value of one raw int16 step (default: a power of two per channel with 2x headroom
+    over the calibration range). ``state_bits`` 16 (Q``h_frac`` int16) or 8 (limited to
+    +-127). ``lut_shift``: the sigmoid table has ``8 * 2**lut_shift + 1`` uint16 entries.
+    ``formats``: force a storage format per matrix (``w1 w2 u1 u2 dense``); others are
+    picked by exact byte count. Raises ``ValueError`` with a one-line message.
+    """
+    p = check_params(params)
+    d, H, C, rw, ru = p["d"], p["H"], p["C"], p["rw"], p["ru"]
+    mean = np.asarray(mean, dtype=np.float64).reshape(-1)
+    std = np.asarray(std, dtype=np.float64).reshape(-1)
+    if mean.shape != (d,) or std.shape != (d,):
+        raise ValueError(f"mean and std must have shape ({d},), got {mean.shape} and {std.shape}")
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
+        raise ValueError("mean/std must be finite and std > 0")
+    cal = np.asarray(calibration, dtype=np.float64)
+    if cal.ndim != 3 or cal.shape[2] != d or cal.shape[0] == 0:
+        raise ValueError(f"calibration windows must have shape (N, T, {d}), got {cal.shape}")
+    if not np.all(np.isfinite(cal)):
+        raise ValueError("calibration windows hold NaN or inf")
+    if state_bits not in (8, 16):
+        raise ValueError(f"state_bits must be 8 or 16, got {state_bits}")
+    if not (1 <= pre_frac <= 14 and 0 <= lut_shift < pre_frac):
+        raise ValueError(f"need 1 <= pre_frac <= 14 and 0 <= lut_shift < pre_frac, "
+                         f"got {pre_frac}, {lut_shift}")
+    formats = dict(formats or {})
+    bad = set(formats) - set(MATRICES)
+    if bad:
+        raise ValueError(f"formats names unknown matrices {sorted(bad)}; expected {MATRICES}")
+    cal = cal[:512]
+    raw = cal * std + mean if normalized else cal
+    x_norm = (raw - mean) / std
+    _, rec = float_forward(params, x_norm, record=True)
+
+    # integer input and its in-model normalisation
+    if in_scale is None:
+        amax = np.maximum(np.abs(raw).max(axis=(0, 1)), 1e-6)
+        in_scale = 2.0 ** np.ceil(np.log2(amax * 2.0 / 32767.0))
+    in_scale = np.asarray(in_scale, dtype=np.float64).reshape(-1)
+    if in_scale.shape != (d,) or not np.all(np.isfinite(in_scale) & (in_scale > 0)):
+        raise ValueError(f"in_scale must be {d} positive finite numbers")
+    s_x = max(rec["x"], 1e-6) * margin / 32767.0
+    m_real = in_scale / (std * s_x)
+    off_real = -mean / (std * s_x)
+    in_shift = min(30, math.floor(math.log2(32767.0 / m_real.max())))
+    while in_shift >= 0:
+        in_mult = np.rint(m_real * 2.0**in_shift).astype(np.int64)
+        in_off = np.rint(off_real * 2.0**in_shift).astype(np.int64) + (
+            (1 << (in_shift - 1)) if in_shift > 0 else 0)
+        if 32768 * int(np.abs(in_mult).max()) + int(np.abs(in_off).max()) < 2**31:
+            break
+        in_shift -= 1
+    if in_shift < 0 or in_mult.max() < 1:
+        raise ValueError("input scale and normalisation do not fit the fixed-point input stage")
+
+    mats: dict[str, np.ndarray | None] = {}
+    scales: dict[str, float] = {}
+    if rw:
+        mats["w1"], scales["w1"] = _quant_matrix(p["W1"].T)
+        mats["w2"], scales["w2"] = _quant_matrix(p["W2"].T)
+    else:
+        mats["w1"], scales["w1"] = _quant_matrix(p["W"].T)
+        mats["w2"] = None
+    if ru:
+        mats["u1"], scales["u1"] = _quant_matrix(p["U1"].T)
+        mats["u2"], scales["u2"] = _quant_matrix(p["U2"].T)
+    else:
+        mats["u1"], scales["u1"] = _quant_matrix(p["U"].T)
+        mats["u2"] = None
+    mats["dense"], scales["dense"] = _quant_matrix(p["dense_kernel"].T)
+
+    h_max = 32767 if state_bits == 16 else 127
+    h_frac = min(15, math.floor(math.log2(h_max / (max(rec["h"], 1e-3) * 1.1))))
+    if h_frac < 0:
+        raise ValueError(f"state range {rec['h']:g} does not fit a {state_bits}-bit state")
+    s_h = 2.0**-h_frac
+    two_p = 2.0**pre_frac
+    if rw:
+        s_a = max(rec["a"], 1e-6) * margin / 32767.0
+        rq_a = Requant.from_real(s_x * scales["w1"] / s_a, "x.W1 -> a")
+        rq_w = Requant.from_real(s_a * scales["w2"] * two_p, "a.W2 -> pre")
+    else:
+        rq_a = Requant(1 << 30, 30)
+        rq_w = Requant.from_real(s_x * scales["w1"] * two_p, "x.W -> pre")
+    if ru:
+        s_v = max(rec["v"], 1e-6) * margin / 32767.0
+        rq_v = Requant.from_real(s_h * scales["u1"] / s_v, "h.U1 -> v")
+        rq_u = Requant.from_real(s_v * scales["u2"] * two_p, "v.U2 -> pre")
+    else:
+        rq_v = Requant(1 << 30, 30)
+        rq_u = Requant.from_real(s_h * scales["u1"] * two_p, "h.U -> pre")
+    for name, m in mats.items():
+        if m is not None:
+            worst = int(np.abs(m.astype(np.int64)).sum(axis=1).max(initial=0)) * 32768
+            if worst >= 2**31:
+                raise ValueError(f"matrix {name} could overflow the int32 accumulator")
+
+    bg, bg_shift = _pow2_bias(p["bias_gate"], pre_frac, "bias_gate")
+    bu, bu_shift = _pow2_bias(p["bias_update"], pre_frac, "bias_update")
+    score_scale = s_h * scales["dense"]
+    dense_bias = np.rint(p["dense_bias"] / score_scale)
+    if np.abs(dense_bias).max(initial=0) >= 2**31:
+        raise ValueError("dense_bias does not fit int32 score units")
+
+    enc: dict[str, SparseMatrix | None] = {}
+    for name in MATRICES:
+        m = mats[name]
+        enc[name] = None if m is None else encode(m, formats.get(name))
+    nnz_float = sum(int(np.count_nonzero(p[k])) for k in ("W", "W1", "W2", "U", "U1", "U2",
+                                                          "dense_kernel") if k in p)
+    total = sum(int(np.asarray(p[k]).size) for k in ("W", "W1", "W2", "U", "U1", "U2",
+                                                       "dense_kernel") if k in p)
+    return IntFastGRNN(
+        input_dim=d, hidden=H, w_rank=rw, u_rank=ru, classes=C, matrices=enc,
+        in_scale=in_scale, in_mult=in_mult.astype(np.uint16), in_off=in_off.astype(np.int32),
+        in_shift=int(in_shift), rq_a=rq_a, rq_w=rq_w, rq_v=rq_v, rq_u=rq_u,
+        bias_gate=bg, bias_gate_shift=bg_shift, bias_update=bu, bias_update_shift=bu_shift,
+        dense_bias=dense_bias.astype(np.int32),
+        zeta_q15=int(np.rint(_sigmoid(p["zeta"]) * 32768)),
+        nu_q15=int(np.rint(_sigmoid(p["nu"]) * 32768)),
+        gate_nl=str(p["gate_nonlinearity"]), update_nl=str(p["update_nonlinearity"]),
+        pre_frac=pre_frac, h_frac=int(h_frac), h_max=h_max,
+        lut=sigmoid_lut(lut_shift), lut_shift=lut_shift, score_scale=score_scale,
+        meta={"sparsity": 1.0 - nnz_float / total if total else 0.0,
+              "nnz_float": nnz_float, "weights": total,
+              "nnz_int8": sum(s.nnz for s in enc.values() if s is not None),
+              "state_bits": state_bits, "ranges": rec},
+    )
+
+
+def quantize_input(model: IntFastGRNN, windows: np.ndarray) -> np.ndarray:
+    """Host helper: raw float windows ``(N, T, d)`` (or one ``(T, d)``) -> the int16 input.
+
+    ``round(x / in_scale)`` per channel, saturated to int16 (row-major ``[t][c]``).
+    """
+    w = np.asarray(windows, dtype=np.float64)
+    if w.ndim not in (2, 3) or w.shape[-1] != model.input_dim:
+        raise ValueError(f"windows must have shape (N, T, {model.input_dim}), got {w.shape}")
+    if not np.all(np.isfinite(w)):
+        raise ValueError("windows hold NaN or inf")
+    return np.clip(np.rint(w / model.in_scale), -32768, 32767).astype(np.int16)

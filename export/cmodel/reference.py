@@ -1,0 +1,130 @@
+"""numpy reference of the C model's integer arithmetic (bit-exact with export/c/ep_kernels.c).
+
+Vectorised over windows: int64 numpy arrays; matrix products run in float64, which is
+exact here because every product and partial sum is an integer below 2^53.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from export.cmodel.quant import IntFastGRNN, Requant
+from export.cmodel.sparse import SparseMatrix
+
+_I32 = (-(2**31), 2**31 - 1)
+PRE_LIMIT = 1 << 24
+
+
+def spmv(m: SparseMatrix | np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``y[n, r] = sum_c M[r, c] * x[n, c]`` as int64 (what ``ep_spmv`` computes).
+
+    ``m`` is a ``SparseMatrix`` or its already decoded dense ``(rows, cols)`` matrix.
+    """
+    dense = (m.to_dense() if isinstance(m, SparseMatrix) else m).astype(np.float64)
+    return np.rint(np.asarray(x, dtype=np.float64) @ dense.T).astype(np.int64)
+
+
+def requant(acc: np.ndarray, rq: Requant) -> np.ndarray:
+    """``ep_requant``: round(acc * mult / 2^shift) saturated to int32."""
+    p = acc.astype(np.int64) * rq.mult + (1 << (rq.shift - 1))
+    return np.clip(p >> rq.shift, *_I32)
+
+
+def _sat16(v: np.ndarray) -> np.ndarray:
+    return np.clip(v, -32768, 32767)
+
+
+def _sigmoid_q15(pre: np.ndarray, m: IntFastGRNN) -> np.ndarray:
+    lim = 8 << m.pre_frac
+    sb = m.pre_frac - m.lut_shift
+    a = np.clip(pre, -lim, lim)
+    neg = a < 0
+    a = np.abs(a)
+    lut = m.lut.astype(np.int64)
+    i = np.minimum(a >> sb, len(lut) - 2)
+    f = a & ((1 << sb) - 1)
+    y = lut[i] + (((lut[i + 1] - lut[i]) * f + (1 << (sb - 1))) >> sb)
+    y = np.where(a >= lim, lut[-1], y)
+    return np.where(neg, 32768 - y, y)
+
+
+def nonlinearity(kind: str, pre: np.ndarray, m: IntFastGRNN) -> np.ndarray:
+    """``ep_nonlinearity``: Q``pre_frac`` -> Q15 (int64 array)."""
+    one = 1 << m.pre_frac
+    if kind == "sigmoid":
+        return _sigmoid_q15(pre, m)
+    if kind == "tanh":
+        return 2 * _sigmoid_q15(2 * np.clip(pre, -4 * one, 4 * one), m) - 32768
+    if kind == "quantSigm":
+        t = np.clip(pre, -2 * one, 2 * one) + one
+        return np.clip(t * (1 << (14 - m.pre_frac)), 0, 32768)
+    if kind == "quantTanh":
+        return np.clip(pre, -one, one) * (1 << (15 - m.pre_frac))
+    raise ValueError(f"unsupported nonlinearity {kind!r}")
+
+
+def _check_windows(m: IntFastGRNN, windows: np.ndarray) -> np.ndarray:
+    w = np.asarray(windows)
+    if w.ndim == 2:
+        w = w[None]
+    if w.ndim != 3 or w.shape[2] != m.input_dim:
+        raise ValueError(f"integer windows must have shape (N, T, {m.input_dim}), got {w.shape}")
+    if w.dtype != np.int16:
+        raise ValueError(f"integer windows must be int16 (use quantize_input), got {w.dtype}")
+    return w.astype(np.int64)
+
+
+def _decoded(m: IntFastGRNN) -> dict[str, np.ndarray]:
+    return {k: s.to_dense() for k, s in m.matrices.items() if s is not None}
+
+
+def reference_step(m: IntFastGRNN, raw: np.ndarray, h: np.ndarray,
+                   mt: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """``ep_fastgrnn_step`` on a batch: raw ``(N, d)`` int, h ``(N, H)`` int -> new h.
+
+    ``mt``: the decoded matrices (``{name: dense int8}``), to skip decoding every step.
+    """
+    x = _sat16((raw * m.in_mult.astype(np.int64) + m.in_off.astype(np.int64)) >> m.in_shift)
+    mt = _decoded(m) if mt is None else mt
+    if m.w_rank:
+        a = _sat16(requant(spmv(mt["w1"], x), m.rq_a))
+        acc = spmv(mt["w2"], a)
+    else:
+        acc = spmv(mt["w1"], x)
+    pre = requant(acc, m.rq_w)
+    if m.u_rank:
+        v = _sat16(requant(spmv(mt["u1"], h), m.rq_v))
+        acc = spmv(mt["u2"], v)
+    else:
+        acc = spmv(mt["u1"], h)
+    pre = np.clip(pre + requant(acc, m.rq_u), -PRE_LIMIT, PRE_LIMIT)
+    g = pre + m.bias_gate.astype(np.int64) * (1 << m.bias_gate_shift)
+    u = pre + m.bias_update.astype(np.int64) * (1 << m.bias_update_shift)
+    z = nonlinearity(m.gate_nl, g, m)
+    c = nonlinearity(m.update_nl, u, m)
+    coef = ((m.zeta_q15 * (32768 - z) + 16384) >> 15) + m.nu_q15
+    t1 = (z * h + 16384) >> 15
+    t2 = (coef * c + (1 << (29 - m.h_frac))) >> (30 - m.h_frac)
+    return np.clip(t1 + t2, -m.h_max, m.h_max)
+
+
+def reference_predict(m: IntFastGRNN, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bit-exact ``ep_fastgrnn_predict`` on int16 windows ``(N, T, d)``.
+
+    Returns ``(classes (N,) int64, scores (N, C) int64)``; the class is the first argmax.
+    """
+    w = _check_windows(m, windows)
+    h = np.zeros((w.shape[0], m.hidden), dtype=np.int64)
+    mt = _decoded(m)
+    for t in range(w.shape[1]):
+        h = reference_step(m, w[:, t, :], h, mt)
+    scores = np.clip(spmv(mt["dense"], h) + m.dense_bias.astype(np.int64), *_I32)
+    return np.argmax(scores, axis=1), scores
+
+
+def float_predict(params, windows_norm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Float forward of the parameter dict on *normalised* windows: ``(classes, logits)``."""
+    from export.cmodel.quant import float_forward
+
+    logits = float_forward(params, windows_norm)
+    return np.argmax(logits, axis=1), logits

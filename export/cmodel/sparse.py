@@ -1,0 +1,170 @@
+"""Sparse storage formats of int8 matrices, their exact byte counts, and the picker.
+
+A matrix ``M`` here is stored with rows = outputs and cols = inputs, so that the C kernel
+computes ``y[r] = sum_c M[r, c] * x[c]`` as a tight dot product over each row's nonzeros.
+The formats (tags as in ``export/c/ep_kernels.h``):
+
+``dense``   values ``rows*cols`` int8, no index.
+``csr8``    uint8 index ``count[rows]`` then ``col[nnz]``; needs ``cols <= 256`` and every
+            row count ``<= 255``.
+``csr16``   uint16 index ``count[rows]`` then ``col[nnz]``.
+``bitmask`` one bit per element of the row-major matrix (LSB first) + the nonzero values.
+``rle4``    4-bit run-length codes over the row-major matrix, two per byte, low nibble
+            first: code ``n < 15`` skips ``n`` zeros then takes a value, ``15`` skips 15
+            zeros and takes none.
+
+Byte counts are exact: the bytes of the values array plus the index array (what the
+generator emits). The picker takes the smallest; ties go to the earlier format in
+``FORMATS`` (the faster kernel).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+FORMATS: tuple[str, ...] = ("dense", "csr8", "csr16", "bitmask", "rle4")
+FORMAT_TAGS: dict[str, str] = {
+    "dense": "EP_FMT_DENSE",
+    "csr8": "EP_FMT_CSR8",
+    "csr16": "EP_FMT_CSR16",
+    "bitmask": "EP_FMT_BITMASK",
+    "rle4": "EP_FMT_RLE4",
+}
+_MAX_DIM = 65535
+
+
+@dataclass(frozen=True)
+class SparseMatrix:
+    """An int8 matrix (rows = outputs, cols = inputs) encoded in one storage format.
+
+    ``values`` holds the nonzeros in row-major order (all elements for ``dense``);
+    ``index`` is the format's index array (uint8 or uint16; empty for ``dense``).
+    """
+
+    format: str
+    rows: int
+    cols: int
+    nnz: int
+    values: np.ndarray
+    index: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        """Exact bytes of the emitted values and index arrays."""
+        return int(self.values.nbytes + self.index.nbytes)
+
+    def to_dense(self) -> np.ndarray:
+        """Decode back to the dense int8 ``(rows, cols)`` matrix (what the C kernel sees)."""
+        return decode(self)
+
+
+def _check(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m)
+    if m.ndim != 2:
+        raise ValueError(f"sparse matrix must be 2-D, got shape {m.shape}")
+    if m.dtype != np.int8:
+        if not np.issubdtype(m.dtype, np.integer) or m.size and (m.min() < -128 or m.max() > 127):
+            raise ValueError(f"sparse matrix must hold int8 values, got dtype {m.dtype}")
+        m = m.astype(np.int8)
+    if m.shape[0] > _MAX_DIM or m.shape[1] > _MAX_DIM:
+        raise ValueError(f"matrix shape {m.shape} exceeds {_MAX_DIM} rows or cols")
+    if np.count_nonzero(m) > _MAX_DIM:
+        raise ValueError(f"matrix has {np.count_nonzero(m)} nonzeros, more than {_MAX_DIM}")
+    return m
+
+
+def _rle4_codes(m: np.ndarray) -> np.ndarray:
+    codes: list[int] = []
+    nxt = 0
+    for pos in np.flatnonzero(m.reshape(-1)):
+        gap = int(pos) - nxt
+        while gap >= 15:
+            codes.append(15)
+            gap -= 15
+        codes.append(gap)
+        nxt = int(pos) + 1
+    return np.asarray(codes, dtype=np.uint8)
+
+
+def format_sizes(m: np.ndarray) -> dict[str, int | None]:
+    """Exact bytes (values + index) of ``m`` in every format; ``None`` where not applicable."""
+    m = _check(m)
+    rows, cols = m.shape
+    nnz = int(np.count_nonzero(m))
+    counts = np.count_nonzero(m, axis=1)
+    csr8_ok = cols <= 256 and (rows == 0 or int(counts.max(initial=0)) <= 255)
+    return {
+        "dense": rows * cols,
+        "csr8": nnz + rows + nnz if csr8_ok else None,
+        "csr16": nnz + 2 * rows + 2 * nnz,
+        "bitmask": nnz + (rows * cols + 7) // 8,
+        "rle4": nnz + (len(_rle4_codes(m)) + 1) // 2,
+    }
+
+
+def pick_format(m: np.ndarray) -> str:
+    """The format with the fewest bytes for ``m`` (ties: earliest in ``FORMATS``)."""
+    sizes = format_sizes(m)
+    return min((s, i, f) for i, (f, s) in enumerate(sizes.items()) if s is not None)[2]
+
+
+def encode(m: np.ndarray, fmt: str | None = None) -> SparseMatrix:
+    """Encode int8 ``m`` in ``fmt`` (default: the picker's choice)."""
+    m = _check(m)
+    if fmt is None:
+        fmt = pick_format(m)
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown sparse format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if format_sizes(m)[fmt] is None:
+        raise ValueError(f"format {fmt!r} cannot store a {m.shape} matrix with these row counts")
+    rows, cols = m.shape
+    flat = m.reshape(-1)
+    nz = flat[flat != 0].astype(np.int8)
+    nnz = int(nz.size)
+    if fmt == "dense":
+        return SparseMatrix(fmt, rows, cols, nnz, flat.copy(), np.zeros(0, np.uint8))
+    if fmt in ("csr8", "csr16"):
+        dt = np.uint8 if fmt == "csr8" else np.uint16
+        counts = np.count_nonzero(m, axis=1)
+        col = np.nonzero(m)[1]
+        index = np.concatenate([counts.astype(dt), col.astype(dt)])
+        return SparseMatrix(fmt, rows, cols, nnz, nz, index)
+    if fmt == "bitmask":
+        mask = np.packbits((flat != 0).astype(np.uint8), bitorder="little")
+        return SparseMatrix(fmt, rows, cols, nnz, nz, mask.astype(np.uint8))
+    codes = _rle4_codes(m)
+    if codes.size % 2:
+        codes = np.append(codes, np.uint8(0))
+    packed = (codes[0::2] | (codes[1::2] << 4)).astype(np.uint8)
+    return SparseMatrix(fmt, rows, cols, nnz, nz, packed)
+
+
+def decode(s: SparseMatrix) -> np.ndarray:
+    """The dense int8 ``(rows, cols)`` matrix an encoding stands for (mirrors the C kernel)."""
+    out = np.zeros(s.rows * s.cols, dtype=np.int8)
+    if s.format == "dense":
+        return s.values.reshape(s.rows, s.cols).copy()
+    if s.format in ("csr8", "csr16"):
+        counts = s.index[: s.rows].astype(np.int64)
+        cols = s.index[s.rows :].astype(np.int64)
+        row_of = np.repeat(np.arange(s.rows), counts)
+        out[row_of * s.cols + cols] = s.values
+    elif s.format == "bitmask":
+        bits = np.unpackbits(s.index, bitorder="little")[: s.rows * s.cols]
+        out[np.flatnonzero(bits)] = s.values
+    elif s.format == "rle4":
+        codes = np.stack([s.index & 15, s.index >> 4], axis=1).reshape(-1)
+        pos, taken = 0, 0
+        for n in codes:
+            if taken == s.nnz:
+                break
+            pos += int(n)
+            if n != 15:
+                out[pos] = s.values[taken]
+                taken += 1
+                pos += 1
+    else:
+        raise ValueError(f"unknown sparse format {s.format!r}")
+    return out.reshape(s.rows, s.cols)
