@@ -94,3 +94,26 @@ def test_defaults_point_at_uci_240() -> None:
 
     assert module.URL.startswith("https://archive.ics.uci.edu/static/public/240/")
     assert len(module.SHA256) == 64 and int(module.SHA256, 16) >= 0
+
+
+def test_cli_download(served: dict, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    def run(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "har_data", "download", "--url", served["url"], *extra],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parent.parent,
+            env={**os.environ, "EDGEPRUNE_CACHE": str(tmp_path / "env")},
+            timeout=120,
+        )
+
+    bad = run("--sha256", "f" * 64, "--cache-dir", str(tmp_path / "c"))
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "mismatch" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "c").exists()
+    good = run("--sha256", served["sha256"])
+    assert good.returncode == 0, good.stderr
+    assert Path(good.stdout.strip()) == tmp_path / "env" / "UCI HAR Dataset.zip"

@@ -104,3 +104,27 @@ def test_hapt_full(tmp_path) -> None:
     assert abs(len(train) - 7352) < 200 and abs(len(ds.test) - 2947) < 100
     y = np.concatenate([ds.train.y, ds.val.y])
     assert abs(int(y.sum()) - 3766) < 100 and abs(int((y == 0).sum()) - 3586) < 100
+
+
+def test_cli_info_hapt_json(tmp_path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    result = subprocess.run(
+        [sys.executable, "-m", "har_data", "info", "--source", "hapt", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, "EDGEPRUNE_CACHE": str(tmp_path)},
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["name"] == "hapt-har2"
+    for split in ("train", "val", "test"):
+        windows, (zero, one) = report[split]["windows"], report[split]["har2"]
+        assert windows == zero + one > 0
+    assert len(list(tmp_path.glob("hapt-v*.npz"))) == 1  # cached under $EDGEPRUNE_CACHE
