@@ -161,6 +161,50 @@ void ep_fastgrnn_step(const ep_fastgrnn_t *p, const int16_t *raw, int16_t *h, vo
 int ep_fastgrnn_predict(const ep_fastgrnn_t *p, const int16_t *window, uint16_t steps,
                         void *scratch, int32_t *scores);
 
+/* ---------------------------------------------------------------- CNN layers
+ * Activations are int16 [t][c] (time-major); a layer's output is
+ * y = sat16(relu?(round((acc + bias) * mult / 2^shift))) with int32 acc and bias.
+ */
+
+/** Conv1D: y[t][co] for t < t_out over the zero-padded input (Keras 'valid' or 'same'). */
+typedef struct {
+    ep_matrix_t w;          /* rows = c_out, cols = kernel * c_in, col = tap * c_in + ci */
+    const int32_t *bias;    /* c_out, accumulator units */
+    int32_t mult;
+    uint16_t t_in;
+    uint16_t c_in;
+    uint16_t kernel;
+    uint16_t stride;
+    uint16_t pad_left;      /* 0 for 'valid'; (kernel - 1) / 2 style for 'same' */
+    uint16_t t_out;
+    uint8_t shift;          /* 1 .. 62 */
+    uint8_t relu;
+} ep_conv1d_t;
+
+/**
+ * Conv1D (+ReLU) of x[t_in][c_in] into y[t_out][c_out]. patch: kernel*c_in int16,
+ * acc: c_out int32 (caller-owned scratch; x, y, patch and acc must not overlap).
+ */
+void ep_conv1d(const ep_conv1d_t *l, const int16_t *x, int16_t *y, int16_t *patch,
+               int32_t *acc);
+
+/** MaxPooling1D ('valid'): y[t][c] = max_j x[t*stride + j][c], t < (t_in - pool) / stride + 1. */
+void ep_maxpool1d(const int16_t *x, uint16_t t_in, uint16_t c, uint16_t pool, uint16_t stride,
+                  int16_t *y);
+
+/**
+ * GlobalAveragePooling1D: y[c] = sat16(round(sum_t x[t][c] * mult / 2^shift)); the
+ * generator folds 1/t_in (and any rescale) into mult/shift, so no division runs.
+ */
+void ep_gap1d(const int16_t *x, uint16_t t_in, uint16_t c, int32_t mult, int shift, int16_t *y);
+
+/**
+ * Dense (+ReLU): y[r] = sat16(relu?(rq(sum_c W[r][c] x[c] + bias[r]))) for r < w->rows;
+ * acc: w->rows int32 scratch. With y == NULL the raw sums + bias stay in acc (logits).
+ */
+void ep_dense(const ep_matrix_t *w, const int32_t *bias, int32_t mult, int shift, int relu,
+              const int16_t *x, int16_t *y, int32_t *acc);
+
 #ifdef __cplusplus
 }
 #endif

@@ -128,3 +128,46 @@ def float_predict(params, windows_norm: np.ndarray) -> tuple[np.ndarray, np.ndar
 
     logits = float_forward(params, windows_norm)
     return np.argmax(logits, axis=1), logits
+
+
+# ---------------------------------------------------------------- CNN layers (ep_cnn.c)
+def _out16(acc: np.ndarray, mult: int, shift: int, relu: bool) -> np.ndarray:
+    v = requant(acc, Requant(mult, shift))
+    return _sat16(np.maximum(v, 0) if relu else v)
+
+
+def conv1d(x: np.ndarray, w: SparseMatrix | np.ndarray, bias: np.ndarray, mult: int, shift: int,
+           relu: bool, kernel: int, stride: int, pad_left: int, t_out: int) -> np.ndarray:
+    """``ep_conv1d`` on a batch: x ``(N, t_in, c_in)`` int -> ``(N, t_out, c_out)`` int64.
+
+    ``w`` rows = c_out, cols = kernel * c_in with col = tap * c_in + ci.
+    """
+    x = np.asarray(x, dtype=np.int64)
+    n, t_in, c_in = x.shape
+    pad_right = max(0, (t_out - 1) * stride + kernel - pad_left - t_in)
+    xp = np.pad(x, ((0, 0), (pad_left, pad_right), (0, 0)))
+    idx = np.arange(t_out)[:, None] * stride + np.arange(kernel)[None, :]
+    patches = xp[:, idx, :].reshape(n, t_out, kernel * c_in)
+    acc = spmv(w, patches.reshape(-1, kernel * c_in)).reshape(n, t_out, -1)
+    acc = np.clip(acc + np.asarray(bias, dtype=np.int64), *_I32)
+    return _out16(acc, mult, shift, relu)
+
+
+def maxpool1d(x: np.ndarray, pool: int, stride: int) -> np.ndarray:
+    """``ep_maxpool1d`` ('valid') on ``(N, t_in, c)``."""
+    x = np.asarray(x, dtype=np.int64)
+    t_out = (x.shape[1] - pool) // stride + 1 if x.shape[1] >= pool else 0
+    idx = np.arange(t_out)[:, None] * stride + np.arange(pool)[None, :]
+    return x[:, idx, :].max(axis=2)
+
+
+def gap1d(x: np.ndarray, mult: int, shift: int) -> np.ndarray:
+    """``ep_gap1d`` on ``(N, t_in, c)`` -> ``(N, c)``: sat16(rq(sum over t))."""
+    return _sat16(requant(np.asarray(x, dtype=np.int64).sum(axis=1), Requant(mult, shift)))
+
+
+def dense(x: np.ndarray, w: SparseMatrix | np.ndarray, bias: np.ndarray, mult: int, shift: int,
+          relu: bool, logits: bool = False) -> np.ndarray:
+    """``ep_dense`` on ``(N, c)``: int16 outputs, or with ``logits=True`` the int32 sums."""
+    acc = np.clip(spmv(w, x) + np.asarray(bias, dtype=np.int64), *_I32)
+    return acc if logits else _out16(acc, mult, shift, relu)
