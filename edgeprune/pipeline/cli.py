@@ -1,0 +1,116 @@
+"""``python -m edgeprune.pipeline`` (or ``edgeprune``): a flash budget in, the best model out.
+
+Exit codes (documented in the README):
+  0  a model fits the budget; everything is in --out
+  2  bad arguments or bad input data (one line on stderr says what)
+  3  no configuration fits the budget (the smallest size reached is reported)
+  4  --out cannot be used (not empty and not this run, or not writable)
+  130 interrupted (Ctrl-C); run the same command again to resume
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+import edgeprune  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+EXIT_OK, EXIT_USAGE, EXIT_NO_FIT, EXIT_OUT_DIR, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
+
+DESCRIPTION = """\
+Train a HAR-2 activity model, prune it with Global Magnitude Pruning guarded by a Minimum
+Threshold, quantise it to int8 and pick the most accurate configuration whose C model,
+measured from the compiled object, fits your flash budget. Writes the model, TFLite files,
+C headers, a firmware folder, report.json, report.md and plots into --out.
+
+examples:
+  python -m edgeprune.pipeline --model fastgrnn --budget-kb 8
+  python -m edgeprune.pipeline --model cnn --budget-kb 16 \\
+      --data uci --data-path "UCI HAR Dataset.zip"
+  python -m edgeprune.pipeline --quick --out runs/smoke        # a fast smoke run
+"""
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def min_threshold_value(text: str) -> float:
+    """argparse type: a fraction in [0, 1) or a whole count >= 1 of weights kept per layer."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (0 <= value < 1 or (value >= 1 and value.is_integer())):
+        raise argparse.ArgumentTypeError(
+            f"must be a fraction in [0, 1) or a whole count of weights, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m edgeprune.pipeline", description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="exit codes: 0 fits, 2 bad input, 3 nothing fits the budget, "
+               "4 --out unusable, 130 interrupted (rerun to resume)")
+    parser.add_argument("--model", choices=("fastgrnn", "cnn"), default="fastgrnn",
+                        help="network family (default: fastgrnn)")
+    parser.add_argument("--budget-kb", type=positive_float, default=8.0,
+                        help="flash budget for the model's constant data, in KiB (1 KiB = 1024 B;"
+                             " weights, indices, scales, biases, normalisation); default 8")
+    parser.add_argument("--data", choices=("hapt", "uci"), default="hapt",
+                        help="hapt: offline demo data hapt-har2 (default); uci: the official "
+                             "UCI HAR archive, needs --data-path")
+    parser.add_argument("--data-path", type=pathlib.Path,
+                        help="'UCI HAR Dataset.zip' or its extracted folder (with --data uci)")
+    parser.add_argument("--out", type=pathlib.Path, default=None,
+                        help="output folder (default: runs/<model>-<budget>kb); an existing run "
+                             "with the same arguments is resumed, anything else is refused")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--min-threshold", type=min_threshold_value, default=0.0005,
+                        help="Minimum Threshold: weights every layer keeps, as a fraction of all "
+                             "prunable weights or a count (default 0.0005 = 0.05%%, the paper's)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke-test mode: few epochs, few candidates, few windows")
+    parser.add_argument("--no-firmware", action="store_true",
+                        help="skip building and running the firmware under QEMU")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the pipeline; returns the process exit code (see module docstring)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.data == "uci" and args.data_path is None:
+        parser.error("--data uci needs --data-path (the official archive; get it with "
+                     "`python -m har_data download`)")
+    if args.out is None:
+        args.out = pathlib.Path("runs") / f"{args.model}-{args.budget_kb:g}kb"
+
+    from edgeprune.pipeline.run import NoFitError, run  # heavy imports after parsing
+    from edgeprune.pipeline.rundir import OutDirError
+
+    try:
+        run(args)
+    except OutDirError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_OUT_DIR
+    except NoFitError as err:
+        print(f"no fit: {err}", file=sys.stderr)
+        return EXIT_NO_FIT
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to resume from the last finished "
+              "stage", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except ValueError as err:  # bad input data or arguments found past parsing
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK

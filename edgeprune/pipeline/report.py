@@ -1,0 +1,135 @@
+"""What a pipeline run shows a person: report.md, a summary table, and three plots."""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from edgeprune.pipeline.rundir import atomic_write_bytes  # noqa: E402
+
+
+def _save(fig: plt.Figure, path: pathlib.Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def plot_frontier(candidates: list[dict[str, Any]], budget_bytes: int, path: pathlib.Path) -> None:
+    """Validation accuracy against measured model bytes, the budget as a vertical line."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for fits, marker, label in ((True, "o", "fits"), (False, "x", "over budget")):
+        pts = [c for c in candidates if c["fits"] == fits]
+        if pts:
+            ax.scatter([c["model_bytes"] / 1024 for c in pts],
+                       [100 * c["val_accuracy"] for c in pts], marker=marker, label=label)
+    chosen = [c for c in candidates if c.get("selected")]
+    if chosen:
+        ax.scatter([chosen[0]["model_bytes"] / 1024], [100 * chosen[0]["val_accuracy"]],
+                   s=160, facecolors="none", edgecolors="red", label="selected")
+    ax.axvline(budget_bytes / 1024, color="grey", linestyle="--", label="budget")
+    ax.set_xlabel("model bytes in flash (KiB, measured from the compiled C model)")
+    ax.set_ylabel("validation accuracy (%, C int8 model)")
+    ax.set_title("Size–accuracy frontier of the candidates")
+    ax.legend()
+    _save(fig, path)
+
+
+def plot_per_layer(per_layer: list[dict[str, Any]], path: pathlib.Path) -> None:
+    """Bars of each prunable layer's sparsity, annotated with the weights it keeps."""
+    fig, ax = plt.subplots(figsize=(6.4, 0.5 + 0.45 * max(len(per_layer), 1)))
+    names = [row["name"] for row in per_layer]
+    sparsity = [100 * row["sparsity"] for row in per_layer]
+    ax.barh(names, sparsity)
+    for i, row in enumerate(per_layer):
+        ax.text(min(sparsity[i] + 1, 90), i, f"{row['nonzeros']}/{row['weights']}", va="center")
+    ax.set_xlim(0, 100)
+    ax.invert_yaxis()
+    ax.set_xlabel("sparsity (%)")
+    ax.set_title("Per-layer sparsity of the selected model")
+    _save(fig, path)
+
+
+def plot_confusion(matrix: np.ndarray, labels: list[str], title: str, path: pathlib.Path) -> None:
+    """A confusion matrix with counts in the cells (rows: true class, columns: predicted)."""
+    matrix = np.asarray(matrix)
+    fig, ax = plt.subplots(figsize=(4.2, 3.8))
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(j, i, str(count), ha="center", va="center",
+                color="white" if count > matrix.max() / 2 else "black")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    _save(fig, path)
+
+
+def summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """The run's headline figures as (what, value) pairs."""
+    acc, size, sel = report["accuracy"], report["bytes"], report["selected"]
+
+    def pct(x: float | None) -> str:
+        return "n/a" if x is None else f"{100 * x:.2f}%"
+
+    rows = [
+        ("data set", report["dataset"]["name"]),
+        ("budget", f"{report['budget_bytes']} B ({report['budget_bytes'] / 1024:g} KiB)"),
+        ("fits budget", "yes" if report["fits_budget"] else "NO"),
+        ("selected", ", ".join(f"{k}={v}" for k, v in sel.items())),
+        ("model bytes (C, measured)", f"{size['model']} B"),
+        ("kernel code bytes", f"{size['code']} B"),
+        ("RAM (state + scratch)", f"{size['ram']} B"),
+        ("int8 .tflite / sparse .tflite", f"{size['tflite_int8']} B / {size['tflite_sparse']} B"),
+        ("val accuracy (C int8)", pct(acc["val"])),
+        ("test accuracy: float / TFLite int8 / C int8",
+         f"{pct(acc['test_float'])} / {pct(acc['test_tflite_int8'])} / {pct(acc['test_c_int8'])}"),
+    ]
+    if report.get("mcu"):
+        mcu = report["mcu"]
+        rows.append((f"MCU ({mcu['board']})",
+                     f"flash {mcu['flash_bytes']} B, RAM {mcu['ram_bytes']} B, "
+                     f"{mcu['instructions_per_window']} instructions/window, "
+                     f"agreement {pct(mcu['agreement'])}"))
+    return rows
+
+
+def summary_table(report: dict[str, Any]) -> str:
+    """A plain-text table of the headline figures, for the end of a run."""
+    rows = summary_rows(report)
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
+
+
+def write_report_md(report: dict[str, Any], path: pathlib.Path) -> None:
+    """A readable report.md: headline table, candidates, per-layer table, plots."""
+    lines = [f"# edgeprune run: {report['model']} under {report['budget_bytes'] / 1024:g} KiB", ""]
+    lines += ["| | |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in summary_rows(report)]
+    lines += ["", "Accuracies say their split: selection used the validation split only; the",
+              "test split was evaluated once, for the selected model.", "",
+              "## Candidates", "",
+              "| hidden | w_rank | u_rank | sparsity | model bytes | val accuracy | fits |",
+              "|---|---|---|---|---|---|---|"]
+    for c in report["candidates"]:
+        mark = " (selected)" if c.get("selected") else ""
+        lines.append(f"| {c.get('hidden', '')} | {c.get('w_rank', '')} | {c.get('u_rank', '')} "
+                     f"| {c['sparsity']:.3f} | {c['model_bytes']} | {100 * c['val_accuracy']:.2f}% "
+                     f"| {'yes' if c['fits'] else 'no'}{mark} |")
+    lines += ["", "## Per-layer sparsity", "", "| layer | weights | nonzeros | sparsity |",
+              "|---|---|---|---|"]
+    lines += [f"| {r['name']} | {r['weights']} | {r['nonzeros']} | {100 * r['sparsity']:.1f}% |"
+              for r in report["per_layer"]]
+    lines += ["", "## Plots", "", "![frontier](frontier.png)", "",
+              "![per-layer sparsity](per_layer_sparsity.png)", "",
+              "![confusion matrix](confusion_matrix.png)", "",
+              "## Stage times (s)", ""]
+    lines += [f"- {k}: {v:.1f}" for k, v in report["seconds"].items()]
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())

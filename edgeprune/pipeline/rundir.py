@@ -1,0 +1,96 @@
+"""The pipeline's output folder: guarded against overwrite, written atomically, resumable.
+
+A run folder holds ``run.json`` (the arguments that define the run). Running again with
+the same arguments resumes: every finished stage left its result in ``stages/<name>.json``
+and is not repeated. A folder that holds anything else, or a run with other arguments,
+is refused rather than overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+RUN_FILE = "run.json"
+
+
+class OutDirError(RuntimeError):
+    """The output folder cannot be used for this run (message says why)."""
+
+
+def atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: pathlib.Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+
+
+class RunDir:
+    """An output folder bound to one set of run arguments."""
+
+    def __init__(self, root: pathlib.Path, run_args: dict[str, Any]):
+        self.root = pathlib.Path(root)
+        self.run_args = run_args
+        self.resumed = False
+
+    def open(self) -> RunDir:
+        """Create the folder, or resume it when it holds the same run; refuse anything else."""
+        run_file = self.root / RUN_FILE
+        if self.root.exists() and not self.root.is_dir():
+            raise OutDirError(f"--out {self.root} exists and is not a folder")
+        if self.root.is_dir() and any(self.root.iterdir()):
+            if not run_file.is_file():
+                raise OutDirError(
+                    f"--out {self.root} is not empty and holds no edgeprune run: "
+                    "choose a new folder (nothing was overwritten)"
+                )
+            previous = json.loads(run_file.read_text())
+            if previous != self.run_args:
+                changed = sorted(k for k in set(previous) | set(self.run_args)
+                                 if previous.get(k) != self.run_args.get(k))
+                raise OutDirError(
+                    f"--out {self.root} holds a run with other arguments ({', '.join(changed)}): "
+                    "choose a new folder, or repeat the same arguments to resume"
+                )
+            self.resumed = True
+            return self
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(run_file, self.run_args)
+        except OSError as err:
+            raise OutDirError(f"--out {self.root} cannot be written: {err.strerror}") from None
+        return self
+
+    def path(self, *parts: str) -> pathlib.Path:
+        """A path inside the run folder (parents created)."""
+        target = self.root.joinpath(*parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    def stage(
+        self, name: str, compute: Callable[[], dict[str, Any]]
+    ) -> tuple[dict[str, Any], bool]:
+        """Return the stage's stored result, or compute and store it. Second item: reused?"""
+        record = self.path("stages", f"{name}.json")
+        if record.is_file():
+            return json.loads(record.read_text()), True
+        result = compute()
+        atomic_write_json(record, result)
+        return result, False
