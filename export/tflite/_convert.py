@@ -158,12 +158,31 @@ def _input_shape(model: Any) -> tuple[int | None, ...]:
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Silence the converter's Python-level chatter (stdout prints, warnings)."""
+    """Silence the converter's chatter: Python warnings and prints, and the calibrator's C++
+    lines on file descriptors 1 and 2 (restored afterwards, also on error; errors still
+    surface as exceptions)."""
+    import sys
     import warnings
 
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        yield
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved: dict[int, int] = {}
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for fd in (1, 2):
+            saved[fd] = os.dup(fd)
+            os.dup2(devnull, fd)
+        os.close(devnull)
+    except OSError:  # no usable fds: leave them alone
+        pass
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for fd, old in saved.items():
+            os.dup2(old, fd)
+            os.close(old)
 
 
 def _convert(

@@ -172,6 +172,6 @@ def compare_tflm_litert(
     diff = float(np.abs(a - b).max())
     return {
         "max_abs_diff": diff,
-        "max_lsb_diff": diff / scale,
+        "max_lsb_diff": round(diff / scale, 3),
         "label_agreement": float((a.argmax(-1) == b.argmax(-1)).mean()),
     }

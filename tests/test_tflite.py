@@ -1,0 +1,250 @@
+"""export.tflite: float / int8 / sparse TFLite for FastGRNN (parameter dict) and a small CNN."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import export.tflite as T  # noqa: I001  (sets TF_USE_LEGACY_KERAS before TensorFlow)
+from export.tflite._predict import io_index, make_interpreter
+
+D, H, C, RW, RU, SEQ = 9, 80, 2, 5, 40, 128
+
+
+def random_params(seed: int = 0, sparsity: float = 0.0) -> dict[str, np.ndarray | float | str]:
+    """FastGRNN (80, 5/40) parameters per CONTRACTS.md with random weights."""
+    rng = np.random.default_rng(seed)
+    p: dict = {
+        "W1": rng.normal(0, 0.3, (D, RW)), "W2": rng.normal(0, 0.3, (RW, H)),
+        "U1": rng.normal(0, 0.1, (H, RU)), "U2": rng.normal(0, 0.1, (RU, H)),
+        "bias_gate": np.ones(H), "bias_update": np.zeros(H), "zeta": 1.0, "nu": -4.0,
+        "dense_kernel": rng.normal(0, 1.0, (H, C)), "dense_bias": np.zeros(C),
+        "gate_nonlinearity": "sigmoid", "update_nonlinearity": "tanh",
+    }
+    if sparsity:
+        for k in ("W1", "W2", "U1", "U2", "dense_kernel"):
+            v = p[k]
+            v[np.abs(v) < np.quantile(np.abs(v), sparsity)] = 0.0
+    return {k: (np.float32(v) if isinstance(v, float) else v) for k, v in p.items()}
+
+
+@pytest.fixture(scope="module")
+def windows() -> np.ndarray:
+    return np.random.default_rng(1).normal(size=(48, SEQ, D)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def params() -> dict:
+    return random_params()
+
+
+@pytest.fixture(scope="module")
+def bundle_int8(params: dict, windows: np.ndarray) -> T.FastGRNNTFLite:
+    return T.fastgrnn_to_tflite(params, "int8", windows[:24])
+
+
+def small_cnn(seed: int = 0):
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((SEQ, D)),
+            keras.layers.Conv1D(8, 5, activation="relu"),
+            keras.layers.MaxPooling1D(2),
+            keras.layers.Conv1D(16, 3, activation="relu"),
+            keras.layers.GlobalAveragePooling1D(),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dense(C),
+        ],
+        name="tiny_cnn",
+    )
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    return small_cnn()
+
+
+# ------------------------------------------------------------------ FastGRNN
+
+
+def test_step_float_matches_reference(params: dict, windows: np.ndarray) -> None:
+    b = T.fastgrnn_to_tflite(params, "float")
+    ref = T.reference_forward(params, windows)
+    out = T.predict_tflite(b, windows)
+    assert out.shape == (len(windows), C)
+    np.testing.assert_allclose(out, ref, atol=1e-4)
+
+
+def test_step_int8_is_full_integer_and_close(
+    bundle_int8: T.FastGRNNTFLite, params: dict, windows: np.ndarray
+) -> None:
+    for model in (bundle_int8.step, bundle_int8.head):
+        it = make_interpreter(model)
+        for d in it.get_input_details() + it.get_output_details():
+            assert d["dtype"] == np.int8
+    ref = T.reference_forward(params, windows)
+    out = T.predict_tflite(bundle_int8, windows)
+    cls = T.predict_tflite(bundle_int8, windows, classes=True)
+    assert cls.dtype == np.int64 and np.array_equal(cls, out.argmax(1))
+    assert (cls == ref.argmax(1)).mean() >= 0.9
+    spread = ref.max() - ref.min()
+    assert np.abs(out - ref).max() < 0.1 * spread
+
+
+def test_step_inputs_resolved_by_name(bundle_int8: T.FastGRNNTFLite) -> None:
+    ind = make_interpreter(bundle_int8.step).get_input_details()
+    ix, ih = io_index(ind, "x"), io_index(ind, "h")
+    assert {ix, ih} == {0, 1}
+    assert int(ind[ix]["shape"][-1]) == D and int(ind[ih]["shape"][-1]) == H
+
+
+def test_int8_conversion_is_deterministic(
+    bundle_int8: T.FastGRNNTFLite, params: dict, windows: np.ndarray, cnn
+) -> None:
+    again = T.fastgrnn_to_tflite(params, "int8", windows[:24])
+    assert again.step == bundle_int8.step and again.head == bundle_int8.head
+    assert T.keras_to_tflite(cnn, "int8", windows[:16]) == T.keras_to_tflite(
+        cnn, "int8", windows[:16]
+    )
+
+
+def test_calibration_pairs_are_visited_states(params: dict, windows: np.ndarray) -> None:
+    xs, hs, h_last = T.step_calibration_pairs(params, windows[:4])
+    assert hs.shape == (4, SEQ, H) and np.all(hs[:, 0] == 0)
+    p = T.check_params(params)
+    # h_1 from h_0 = 0 is one step of the model
+    pre = xs[:, 0] @ p["W"]
+    z = 1 / (1 + np.exp(-(pre + p["bias_gate"])))
+    c = np.tanh(pre + p["bias_update"])
+    sz, sn = 1 / (1 + np.exp(-1.0)), 1 / (1 + np.exp(4.0))
+    np.testing.assert_allclose(hs[:, 1], (sz * (1 - z) + sn) * c, atol=1e-5)
+    assert h_last.shape == (4, H)
+
+
+def test_while_loop_int8_converts(params: dict, windows: np.ndarray) -> None:
+    m = T.fastgrnn_to_tflite(params, "int8", windows[:8], method="while")
+    assert isinstance(m, bytes)
+    ref = T.reference_forward(params, windows[:16])
+    out = T.predict_tflite(m, windows[:16])
+    assert (out.argmax(1) == ref.argmax(1)).mean() >= 0.85
+
+
+def test_pruned_fastgrnn_sparse_runs(windows: np.ndarray) -> None:
+    p = random_params(2, sparsity=0.9)
+    dense = T.fastgrnn_to_tflite(p, "float")
+    sparse = T.fastgrnn_to_tflite(p, "float", sparse=True)
+    assert sparse.size_bytes < dense.size_bytes
+    np.testing.assert_allclose(
+        T.predict_tflite(sparse, windows[:8]), T.reference_forward(p, windows[:8]), atol=1e-4
+    )
+
+
+def test_bundle_save(tmp_path, bundle_int8: T.FastGRNNTFLite) -> None:
+    paths = bundle_int8.save(tmp_path, "fg")
+    assert open(paths["step"], "rb").read() == bundle_int8.step
+    assert sorted(os.listdir(tmp_path)) == ["fg.json", "fg_head.tflite", "fg_step.tflite"]
+
+
+# ------------------------------------------------------------------ CNN
+
+
+def test_cnn_float_int8_sparse(cnn, windows: np.ndarray) -> None:
+    ref = cnn.predict(windows, verbose=0)
+    f = T.keras_to_tflite(cnn, "float")
+    np.testing.assert_allclose(T.predict_tflite(f, windows), ref, atol=1e-4)
+    q = T.keras_to_tflite(cnn, "int8", windows[:16])
+    out = T.predict_tflite(q, windows)
+    assert (out.argmax(1) == ref.argmax(1)).mean() >= 0.9
+    assert len(q) < len(f)
+    s = T.keras_to_tflite(cnn, "float", sparse=True)  # dense weights: still runs
+    np.testing.assert_allclose(T.predict_tflite(s, windows[:4]), ref[:4], atol=1e-4)
+
+
+# ------------------------------------------------------------------ bad input
+
+
+@pytest.mark.bad_input
+def test_unbuilt_model() -> None:
+    import tf_keras as keras
+
+    m = keras.Sequential([keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="not built"):
+        T.keras_to_tflite(m, "float")
+
+
+@pytest.mark.bad_input
+def test_unsupported_layer_is_named() -> None:
+    import tf_keras as keras
+
+    m = keras.Sequential([keras.Input((SEQ, D)), keras.layers.LSTM(4, name="my_lstm"),
+                          keras.layers.Dense(C)])
+    with pytest.raises(ValueError, match="unsupported layer 'my_lstm' of type LSTM"):
+        T.keras_to_tflite(m, "int8", np.zeros((2, SEQ, D), np.float32))
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("shape", [(4, SEQ), (4, SEQ, 3), (0, SEQ, D), (4, 64, D)])
+def test_representative_wrong_shape(cnn, params: dict, shape: tuple) -> None:
+    bad = np.zeros(shape, np.float32)
+    with pytest.raises(ValueError, match="representative set"):
+        T.keras_to_tflite(cnn, "int8", bad)
+    with pytest.raises(ValueError, match="representative set"):
+        T.fastgrnn_to_tflite(params, "int8", bad)
+
+
+@pytest.mark.bad_input
+def test_representative_missing_or_nan(params: dict) -> None:
+    with pytest.raises(ValueError, match="required"):
+        T.fastgrnn_to_tflite(params, "int8", None)
+    bad = np.zeros((2, SEQ, D), np.float32)
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        T.fastgrnn_to_tflite(params, "int8", bad)
+
+
+@pytest.mark.bad_input
+def test_nan_weights(params: dict) -> None:
+    p = dict(params)
+    p["U1"] = params["U1"].copy()
+    p["U1"][0, 0] = np.nan
+    with pytest.raises(ValueError, match="'U1' holds NaN"):
+        T.fastgrnn_to_tflite(p, "float")
+    m = small_cnn()
+    w = m.layers[0].kernel.numpy()
+    w[0, 0, 0] = np.nan
+    m.layers[0].kernel.assign(w)
+    with pytest.raises(ValueError, match="NaN"):
+        T.keras_to_tflite(m, "float")
+
+
+@pytest.mark.bad_input
+def test_bad_params() -> None:
+    p = random_params()
+    del p["nu"]
+    with pytest.raises(ValueError, match="missing key 'nu'"):
+        T.fastgrnn_to_tflite(p, "float")
+    p = random_params()
+    p["W2"] = p["W2"][:3]
+    with pytest.raises(ValueError, match="matrix product"):
+        T.fastgrnn_to_tflite(p, "float")
+    with pytest.raises(ValueError, match="quantization"):
+        T.fastgrnn_to_tflite(random_params(), "int4")
+
+
+@pytest.mark.bad_input
+def test_unwritable_bundle_path(tmp_path, bundle_int8: T.FastGRNNTFLite) -> None:
+    with pytest.raises(OSError, match="cannot write"):
+        bundle_int8.save(tmp_path / "missing" / "dir")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.bad_input
+def test_predict_wrong_windows(bundle_int8: T.FastGRNNTFLite) -> None:
+    with pytest.raises(ValueError, match="windows has shape"):
+        T.predict_tflite(bundle_int8, np.zeros((2, SEQ, 3), np.float32))
+    with pytest.raises(ValueError, match="not a loadable TFLite model"):
+        T.predict_tflite(b"garbage bytes", np.zeros((2, SEQ, D), np.float32))
