@@ -14,6 +14,7 @@ Templates live in ``firmware_templates/`` (cortex_m, arduino, tflm). Every failu
 ``FirmwareError`` subclass with a one-line message and the CLI exit code it maps to.
 """
 
+from edgeprune.firmware._arduino import encode_frame, generate_arduino, parse_reply
 from edgeprune.firmware._cortex_m import (
     BOARDS,
     INSTRUCTIONS_PER_TICK,
@@ -27,6 +28,7 @@ from edgeprune.firmware._cortex_m import (
     write_report,
 )
 from edgeprune.firmware._errors import (
+    BadOutputDir,
     BadWindows,
     BuildFailed,
     FirmwareCrashed,
@@ -36,10 +38,12 @@ from edgeprune.firmware._errors import (
     ToolchainMissing,
     UnknownBoard,
 )
+from edgeprune.firmware._tflm import generate_tflm
 
 __all__ = [
     "BOARDS",
     "INSTRUCTIONS_PER_TICK",
+    "BadOutputDir",
     "BadWindows",
     "BuildFailed",
     "CModel",
@@ -51,6 +55,10 @@ __all__ = [
     "UnknownBoard",
     "build_and_run",
     "build_firmware",
+    "encode_frame",
+    "generate_arduino",
+    "generate_tflm",
+    "parse_reply",
     "check_board",
     "check_toolchain",
     "find_c_model",

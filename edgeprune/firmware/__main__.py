@@ -1,10 +1,12 @@
-"""``python -m edgeprune.firmware build|run --artifacts OUT --board mps2-an386 [--windows N]``.
+"""``python -m edgeprune.firmware build|run|arduino|tflm --artifacts OUT [--board B]``.
 
 build: copy the cortex_m template and the C model (``OUT/c_model/``) into
        ``OUT/firmware/<board>/`` and compile it; print flash/model bytes.
 run:   build, run under qemu-system-arm (semihosting, -icount shift=0) with a timeout,
        compare the predictions with the Python integer reference, and merge an ``mcu``
        section into ``OUT/report.json``.
+arduino: write the Arduino sketch folder ``OUT/firmware/arduino/edgeprune_har/``.
+tflm:  write ``OUT/firmware/tflm/`` (main.cc + export.tflite's model_data.*, not compiled).
 
 Windows: ``--windows-file F.npz`` (arrays ``windows`` (N,128,9) int in the model's input
 type and ``expected`` (N,) reference classes), else ``OUT/c_model/test_windows.npz`` or
@@ -25,16 +27,22 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeprune.firmware._cortex_m import BOARDS, build_and_run, build_firmware, write_report
+from edgeprune.firmware._arduino import generate_arduino
+from edgeprune.firmware._cortex_m import (
+    BOARDS,
+    build_and_run,
+    build_firmware,
+    find_c_model,
+    write_report,
+)
 from edgeprune.firmware._errors import BadWindows, FirmwareError, MissingCModel
+from edgeprune.firmware._tflm import generate_tflm
 
 EXIT_DISAGREE = 6
 
 
 def _load_windows(args: argparse.Namespace, c_model: Path) -> tuple[np.ndarray, np.ndarray | None]:
     if args.synthetic:
-        from edgeprune.firmware._cortex_m import find_c_model
-
         model = find_c_model(c_model)
         hi = 127 if model.input_type == "int8_t" else 4096
         rng = np.random.default_rng(args.seed)
@@ -68,11 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=("build", "run"))
+    parser.add_argument("command", choices=("build", "run", "arduino", "tflm"))
     parser.add_argument("--artifacts", required=True, help="pipeline output folder OUT")
     parser.add_argument("--board", default="mps2-an386", help=f"one of {', '.join(BOARDS)}")
     parser.add_argument("--c-model", help="C model folder (default OUT/c_model)")
     parser.add_argument("--windows", type=int, default=16, help="windows to run (default 16)")
+    parser.add_argument("--tflm-dir", help="tflm: folder of model_data.h/.cc (default OUT/tflm)")
     parser.add_argument("--windows-file", help="npz with 'windows' and 'expected'")
     parser.add_argument("--synthetic", action="store_true", help="random windows, no reference")
     parser.add_argument("--seed", type=int, default=0)
@@ -94,6 +103,15 @@ def main(argv: list[str] | None = None) -> int:
             raise MissingCModel(f"artifacts folder {out} does not exist")
         if not c_model.is_dir():
             raise MissingCModel(f"no C model: {c_model} does not exist (run the export first)")
+        if args.command == "tflm":
+            tflm = Path(args.tflm_dir) if args.tflm_dir else out / "tflm"
+            res = generate_tflm(tflm, out / "firmware" / "tflm")
+            print(json.dumps(res, indent=2))
+            return 0
+        if args.command == "arduino":
+            sketch = generate_arduino(c_model, out / "firmware" / "arduino")
+            print(sketch)
+            return 0
         windows, expected = _load_windows(args, c_model)
         fw_dir = out / "firmware" / args.board
         if args.command == "build":

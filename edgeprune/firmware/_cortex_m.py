@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from edgeprune.firmware._errors import (
+    BadOutputDir,
     BadWindows,
     BuildFailed,
     FirmwareCrashed,
@@ -166,9 +167,18 @@ def find_c_model(c_model_dir: str | os.PathLike[str]) -> CModel:
             "int32_t *scores)' declaration"
         )
     predict_fn, input_type = m.group(1), m.group(2)
-    scratch = _macro(text, name, ["SCRATCH"])
-    input_len = _macro(text, name, ["INPUT", "LEN"]) or _macro(text, name, ["INPUT", "SIZE"])
-    classes = _macro(text, name, ["CLASSES"])
+    up = name.upper()
+    defined = set(re.findall(r"^\s*#\s*define\s+(\w+)", text, re.MULTILINE))
+
+    def pick(exact: str, *loose: list[str]) -> str | None:
+        # export.cmodel's names (EP_<NAME>_SCRATCH_BYTES ...) first, then any similar macro
+        if exact in defined:
+            return exact
+        return next((m for w in loose if (m := _macro(text, name, w))), None)
+
+    scratch = pick(f"EP_{up}_SCRATCH_BYTES", ["SCRATCH"])
+    input_len = pick(f"EP_{up}_INPUT_LEN", ["INPUT", "LEN"], ["INPUT", "SIZE"])
+    classes = pick(f"EP_{up}_CLASSES", ["NUM_CLASSES"], ["CLASSES"])
     missing = [
         what
         for what, v in (
@@ -251,6 +261,37 @@ def _c_array_rows(rows: np.ndarray, per_line: int = 24) -> str:
     return ",\n".join(out)
 
 
+MARKER = ".edgeprune-firmware"
+
+
+def prepare_out_dir(out_dir: str | os.PathLike[str]) -> Path:
+    """Empty ``out_dir`` for a new build: only a folder this module wrote (it holds
+    ``MARKER``) is replaced; another non-empty folder raises BadOutputDir."""
+    dst = Path(out_dir)
+    if dst.exists():
+        if not dst.is_dir() or (any(dst.iterdir()) and not (dst / MARKER).is_file()):
+            raise BadOutputDir(
+                f"output folder {dst} exists and was not written by edgeprune.firmware; "
+                "pass an empty or new folder"
+            )
+        shutil.rmtree(dst)
+    dst.mkdir(parents=True)
+    return dst
+
+
+def render_config(model: CModel) -> str:
+    """``firmware_templates/ep_config.h.in`` with the model's names and sizes filled in."""
+    return string.Template((templates_dir() / "ep_config.h.in").read_text()).substitute(
+        model_header=model.header.name,
+        model_name=model.name,
+        input_type=model.input_type,
+        input_len=model.input_len,
+        num_classes=model.num_classes,
+        scratch_bytes=model.scratch_bytes,
+        predict_fn=model.predict_fn,
+    )
+
+
 def generate_firmware(
     model: CModel,
     windows: np.ndarray,
@@ -265,35 +306,18 @@ def generate_firmware(
     """
     check_board(board)
     src = templates_dir() / "cortex_m"
-    dst = Path(out_dir)
-    if dst.exists():
-        shutil.rmtree(dst)
-    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("build", "*.md"))
+    dst = prepare_out_dir(out_dir)
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("build", "*.md"), dirs_exist_ok=True)
+    (dst / MARKER).write_text("written by edgeprune.firmware; the folder is replaced on rebuild\n")
     (dst / "model").mkdir()
     for f in model.files:
         shutil.copy2(f, dst / "model" / f.name)
-    config = string.Template((src.parent / "ep_config.h.in").read_text()).substitute(
-        model_header=model.header.name,
-        model_name=model.name,
-        input_type=model.input_type,
-        input_len=model.input_len,
-        num_classes=model.num_classes,
-        scratch_bytes=model.scratch_bytes,
-        predict_fn=model.predict_fn,
-    )
-    (dst / "ep_config.h").write_text(config)
+    (dst / "ep_config.h").write_text(render_config(model))
     win = string.Template((src / "windows.h.in").read_text()).substitute(
         num_windows=windows.shape[0],
+        window_len=windows.shape[1],
         windows_data=_c_array_rows(windows),
         expected_data="    " + ", ".join(str(int(v)) for v in expected),
-    )
-    # Compile-time check that the windows match the model's input length.
-    win = win.replace(
-        "#define EP_NUM_WINDOWS",
-        f"_Static_assert(EP_INPUT_LEN == {windows.shape[1]}, "
-        f'"windows.h: {windows.shape[1]} values per window, the model wants EP_INPUT_LEN");\n'
-        "#define EP_NUM_WINDOWS",
-        1,
     )
     (dst / "windows.h").write_text(win)
     (dst / "windows.h.in").unlink()
@@ -353,7 +377,9 @@ def section_sizes(path: Path) -> dict[str, int]:
 def const_data_bytes(obj: Path) -> int:
     """Bytes of constant and initialised data (.rodata*, .data*) in a compiled object."""
     return sum(
-        n for s, n in section_sizes(obj).items() if s.startswith((".rodata", ".data", ".srodata"))
+        n
+        for s, n in section_sizes(obj).items()
+        if s.startswith((".rodata", ".data", ".srodata"))  # .data.rel.ro included
     )
 
 
@@ -427,12 +453,13 @@ def run_qemu(elf: Path, board: str, timeout_s: float) -> tuple[int, str, float]:
     return proc.returncode, out, time.monotonic() - t0
 
 
-def exact_instructions(elf: Path, board: str, timeout_s: float) -> int:
+def exact_instructions(elf: Path, board: str, timeout_s: float) -> tuple[int, dict[str, int]]:
     """Exact instructions of the first window's predict(), from a QEMU execution trace.
 
     Runs ``-singlestep -d exec,nochain`` (one trace line per executed instruction) with the
     log written to a FIFO, counts lines from the first ``ep_mark_begin`` to the first
     ``ep_mark_end`` and stops QEMU there. Includes the ~3 instructions of the markers.
+    Returns (instructions, instructions per function, most first).
     """
     begin = symbol_address(elf, "ep_mark_begin")
     end = symbol_address(elf, "ep_mark_end")
@@ -449,6 +476,7 @@ def exact_instructions(elf: Path, board: str, timeout_s: float) -> int:
         timer = threading.Timer(timeout_s, _kill_group, args=(proc,))
         timer.start()
         count = None
+        profile: dict[bytes, int] = {}
         try:
             with open(fifo, "rb") as log:
                 started = False
@@ -468,13 +496,16 @@ def exact_instructions(elf: Path, board: str, timeout_s: float) -> int:
                     if pc == end:
                         count = n
                         break
+                    sym = line.rsplit(b"] ", 1)[-1].strip() or b"?"
+                    profile[sym] = profile.get(sym, 0) + 1
         finally:
             timer.cancel()
             if proc.poll() is None:
                 _kill_group(proc)
     if count is None:
         raise FirmwareCrashed(f"exact instruction trace on {board} found no complete window")
-    return count
+    by_fn = sorted(profile.items(), key=lambda kv: -kv[1])
+    return count, {k.decode(errors="replace"): v for k, v in by_fn}
 
 
 _LINE_W = re.compile(
@@ -635,8 +666,9 @@ def build_and_run(
         "elf": built["elf"],
     }
     if exact:
-        count = exact_instructions(elf, board, timeout_s)
+        count, profile = exact_instructions(elf, board, timeout_s)
         report["instructions_per_window"] = count
+        report["instruction_profile"] = profile
         report["instruction_method"] = (
             "exact: QEMU -singlestep -d exec,nochain trace of window 0, instructions from "
             "ep_mark_begin to ep_mark_end (instruction count, not cycles)"

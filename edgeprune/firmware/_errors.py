@@ -27,6 +27,12 @@ class BadWindows(FirmwareError):
     exit_code = 2
 
 
+class BadOutputDir(FirmwareError):
+    """The output folder exists, is not empty and was not written by edgeprune.firmware."""
+
+    exit_code = 2
+
+
 class ToolchainMissing(FirmwareError):
     """``arm-none-eabi-gcc``/``-size``, ``make`` or ``qemu-system-arm`` is not on PATH."""
 

@@ -1,0 +1,168 @@
+"""The TFLM template: generation from export.tflite's model_data.*, and a syntax check.
+
+TFLM sources are not installable here, so main.cc is only checked with ``g++
+-fsyntax-only`` against minimal stand-in headers that declare the TFLM API it uses.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from edgeprune import firmware
+from edgeprune.firmware._tflm import DEFAULT_OPS, read_array, resolver_call
+
+STUB_INTERP = """
+#pragma once
+#include <cstddef>
+#include <cstdint>
+enum TfLiteStatus { kTfLiteOk = 0, kTfLiteError = 1 };
+enum TfLiteType { kTfLiteFloat32 = 1, kTfLiteInt8 = 9 };
+struct TfLiteQuantizationParams { float scale; int32_t zero_point; };
+union TfLitePtrUnion { int8_t* int8; float* f; };
+struct TfLiteTensor { TfLiteType type; TfLitePtrUnion data; TfLiteQuantizationParams params; };
+namespace tflite {
+struct Model { uint32_t version() const; };
+const Model* GetModel(const void* buf);
+class MicroOpResolver {};
+class MicroInterpreter {
+ public:
+  MicroInterpreter(const Model*, const MicroOpResolver&, uint8_t*, size_t);
+  TfLiteStatus AllocateTensors();
+  TfLiteStatus Invoke();
+  TfLiteTensor* input(size_t);
+  TfLiteTensor* output(size_t);
+};
+}  // namespace tflite
+"""
+
+STUB_RESOLVER = """
+#pragma once
+#include "tensorflow/lite/micro/micro_interpreter.h"
+namespace tflite {
+template <unsigned int N> class MicroMutableOpResolver : public MicroOpResolver {
+ public:
+METHODS
+};
+}  // namespace tflite
+"""
+
+STUBS = {
+    "tensorflow/lite/micro/micro_log.h": "#pragma once\nvoid MicroPrintf(const char*, ...);\n",
+    "tensorflow/lite/micro/system_setup.h": "#pragma once\nnamespace tflite { void "
+    "InitializeTarget(); }\n",
+    "tensorflow/lite/schema/schema_generated.h": "#pragma once\n#define TFLITE_SCHEMA_VERSION 3\n",
+    "tensorflow/lite/micro/micro_interpreter.h": STUB_INTERP,
+}
+
+BUNDLE_H = """\
+#ifndef EDGEPRUNE_MODEL_DATA_H_
+#define EDGEPRUNE_MODEL_DATA_H_
+extern const unsigned char model_data[];
+extern const unsigned int model_data_len;
+extern const unsigned char model_data_head[];
+extern const unsigned int model_data_head_len;
+constexpr int kTensorArenaSize = 2048;
+constexpr int kHeadTensorArenaSize = 512;
+constexpr int kSeqLen = 128;
+constexpr int kInputDim = 9;
+constexpr int kHiddenSize = 80;
+constexpr int kNumClasses = 2;
+constexpr int kStepInputX = 1;
+constexpr int kStepInputH = 0;
+constexpr float kXScale = 0.03f;
+constexpr int kXZeroPoint = 0;
+constexpr float kHScale = 0.0078f;
+constexpr int kHZeroPoint = 0;
+constexpr float kHNextScale = 0.0078f;
+constexpr int kHNextZeroPoint = 0;
+constexpr float kHeadInScale = 0.0078f;
+constexpr int kHeadInZeroPoint = 0;
+constexpr float kLogitsScale = 0.1f;
+constexpr int kLogitsZeroPoint = -3;
+#endif
+"""
+
+SINGLE_H = """\
+extern const unsigned char model_data[];
+extern const unsigned int model_data_len;
+constexpr int kTensorArenaSize = 4096;
+"""
+
+CC = """\
+#include "model_data.h"
+alignas(16) const unsigned char model_data[] = {
+    0x01, 0x02, 0x03,
+};
+const unsigned int model_data_len = 3;
+alignas(16) const unsigned char model_data_head[] = {
+    0x04,
+};
+"""
+
+
+def write_stubs(root: Path) -> Path:
+    for rel, text in STUBS.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    methods = "\n".join(f"  TfLiteStatus {resolver_call(op)}();" for op in DEFAULT_OPS)
+    (root / "tensorflow/lite/micro/micro_mutable_op_resolver.h").write_text(
+        STUB_RESOLVER.replace("METHODS", methods)
+    )
+    return root
+
+
+def test_resolver_names() -> None:
+    assert resolver_call("FULLY_CONNECTED") == "AddFullyConnected"
+    assert resolver_call("MAX_POOL_2D") == "AddMaxPool2D"
+    assert resolver_call("DEPTHWISE_CONV_2D") == "AddDepthwiseConv2D"
+    assert read_array(CC, "model_data_head") == b"\x04"
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="host g++ missing")
+@pytest.mark.parametrize("kind", ["bundle", "single"])
+def test_main_cc_syntax(kind: str, tmp_path: Path) -> None:
+    src = tmp_path / "tflm"
+    src.mkdir()
+    (src / "model_data.h").write_text(BUNDLE_H if kind == "bundle" else SINGLE_H)
+    (src / "model_data.cc").write_text(CC)
+    res = firmware.generate_tflm(src, tmp_path / "out")
+    out = Path(res["dir"])
+    assert res["step_bundle"] == (kind == "bundle")
+    assert "AddFullyConnected" in res["ops"]  # default list: the stand-in bytes are no model
+    assert {p.name for p in out.iterdir()} >= {
+        "main.cc",
+        "README.md",
+        "tflm_config.h",
+        "model_data.h",
+        "model_data.cc",
+    }
+    stubs = write_stubs(tmp_path / "stubs")
+    proc = subprocess.run(
+        [
+            "g++",
+            "-std=c++17",
+            "-fsyntax-only",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-I",
+            str(stubs),
+            "-I",
+            str(out),
+            str(out / "main.cc"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.bad_input
+def test_tflm_needs_model_data(tmp_path: Path) -> None:
+    with pytest.raises(firmware.MissingCModel, match="model_data.h"):
+        firmware.generate_tflm(tmp_path, tmp_path / "out")
