@@ -1,0 +1,95 @@
+"""The real generated C model (export.cmodel) on QEMU: bit-exact with its numpy reference.
+
+A FastGRNN with the paper's HAR-2 shape (hidden 80, ranks 5/40), random weights pruned to
+90% by global magnitude; no training (the firmware must agree with the integer reference
+whatever the weights). Skips when export.cmodel or the ARM toolchain is unavailable.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from edgeprune import firmware
+
+cmodel = pytest.importorskip("export.cmodel", reason="export.cmodel (C model generator) missing")
+
+pytestmark = pytest.mark.skipif(
+    not all(shutil.which(p) for p in ("arm-none-eabi-gcc", "make", "qemu-system-arm")),
+    reason="ARM toolchain or QEMU missing",
+)
+
+PRUNED = ("W1", "W2", "U1", "U2", "dense_kernel")
+
+
+def fastgrnn_params(sparsity: float, seed: int = 0) -> dict[str, Any]:
+    """Random FastGRNN (d 9, H 80, ranks 5/40, 2 classes), global magnitude pruned."""
+    rng = np.random.default_rng(seed)
+    d, h, rw, ru, c = 9, 80, 5, 40, 2
+    p: dict[str, Any] = {
+        "W1": rng.normal(0, 0.3, (d, rw)),
+        "W2": rng.normal(0, 0.3, (rw, h)),
+        "U1": rng.normal(0, 0.1, (h, ru)),
+        "U2": rng.normal(0, 0.1, (ru, h)),
+        "bias_gate": np.ones(h),
+        "bias_update": np.ones(h),
+        "zeta": 1.0,
+        "nu": -4.0,
+        "dense_kernel": rng.normal(0, 0.3, (h, c)),
+        "dense_bias": np.zeros(c),
+    }
+    if sparsity > 0:
+        mags = np.sort(np.concatenate([np.abs(p[k]).ravel() for k in PRUNED]))
+        thr = mags[int(sparsity * mags.size)]
+        for k in PRUNED:
+            p[k] = np.where(np.abs(p[k]) < thr, 0.0, p[k])
+    return {k: np.asarray(v, dtype=np.float32) for k, v in p.items()}
+
+
+def uci_raw(mirror: Path, split: str, n: int) -> np.ndarray:
+    chans = [f"{k}_{a}" for k in ("body_acc", "body_gyro", "total_acc") for a in "xyz"]
+    return np.stack([np.load(mirror / f"{ch}_{split}.npy")[:n] for ch in chans], axis=-1)
+
+
+def export_model(calib: np.ndarray, sparsity: float, out: Path) -> Any:
+    flat = calib.reshape(-1, 9)
+    im = cmodel.quantize_fastgrnn(fastgrnn_params(sparsity), flat.mean(0), flat.std(0), calib)
+    cmodel.generate_c(im, out, "har2")
+    return im
+
+
+@pytest.mark.needs_uci
+def test_real_windows_both_boards(uci_mirror: Path, tmp_path: Path) -> None:
+    im = export_model(uci_raw(uci_mirror, "train", 256), 0.9, tmp_path / "c_model")
+    x16 = cmodel.quantize_input(im, uci_raw(uci_mirror, "test", 12))
+    expected, _ = cmodel.reference_predict(im, x16)
+    for board in ("mps2-an386", "mps2-an385"):
+        mcu = firmware.build_and_run(
+            tmp_path / "c_model", x16, expected, board, tmp_path / board, 60, exact=False
+        )
+        assert mcu["agreement"] == 1.0, (mcu["predictions"], expected.tolist())
+        assert mcu["windows_run"] == 12
+        assert 0 < mcu["model_bytes"] < 4096
+        assert mcu["instructions_per_window"] > 128 * 100
+
+
+def test_synthetic_windows_dense_vs_sparse(tmp_path: Path) -> None:
+    """No mirror needed: random raw windows; the same model dense and 90% sparse."""
+    rng = np.random.default_rng(5)
+    calib = rng.normal(0, 0.5, (64, 128, 9)).astype(np.float32)
+    results = {}
+    for name, sparsity in (("sparse", 0.9), ("dense", 0.0)):
+        im = export_model(calib, sparsity, tmp_path / name)
+        x16 = cmodel.quantize_input(im, rng.normal(0, 0.5, (4, 128, 9)))
+        expected, scores = cmodel.reference_predict(im, x16)
+        mcu = firmware.build_and_run(
+            tmp_path / name, x16, expected, "mps2-an386", tmp_path / f"fw_{name}", 60, exact=False
+        )
+        assert mcu["agreement"] == 1.0
+        assert mcu["scores"] == scores.tolist()
+        results[name] = mcu
+    assert results["sparse"]["model_bytes"] < results["dense"]["model_bytes"] / 2
