@@ -55,8 +55,10 @@ _RNN_CELLS = tuple(
 class PrunableWeight:
     """One prunable weight tensor.
 
-    ``key`` is the stable name used for masks (the variable's name without ``:0``, made
-    unique); ``layer`` is the Keras layer (or RNN cell) that owns ``variable``;
+    ``key`` is the stable name used for masks: ``"<top-level layer name>/<weight
+    name>"`` (``"fastgrnn/W1"``, ``"logits/kernel"``; nested models add their layer
+    name; repeats get ``_1, _2``), independent of Keras' automatic cell/variable naming;
+    ``layer`` is the Keras layer (or RNN cell) that owns ``variable``;
     ``kind`` is ``"dense" | "conv" | "depthwise" | "embedding" | "rnn" | "custom"``
     (ERK and the collapse check read the shape through it).
     """
@@ -85,7 +87,16 @@ def _rnn_cells(layer: keras.layers.Layer) -> list:
     return [cell]
 
 
-def _layer_weights(layer: keras.layers.Layer) -> list[tuple[object, tf.Variable, str]]:
+def _short(var: tf.Variable) -> str:
+    return var.name.split(":")[0].split("/")[-1]
+
+
+def _layer_weights(layer: keras.layers.Layer) -> list[tuple[object, tf.Variable, str, str]]:
+    """(owner, variable, kind, key-suffix) of one layer; raises for unknown layers."""
+    return [t if len(t) == 4 else (*t, _short(t[1])) for t in _owned_weights(layer)]
+
+
+def _owned_weights(layer: keras.layers.Layer) -> list[tuple]:
     """(owner, variable, kind) of one layer; raises for layers it cannot handle."""
     if type(layer).__name__ == "PruneLowMagnitude":
         raise ValueError(
@@ -97,7 +108,7 @@ def _layer_weights(layer: keras.layers.Layer) -> list[tuple[object, tf.Variable,
     if isinstance(layer, keras.Model):
         out = []
         for sub in layer.layers:
-            out.extend(_layer_weights(sub))
+            out.extend((o, v, k, f"{sub.name}/{n}") for o, v, k, n in _layer_weights(sub))
         return out
     if isinstance(layer, L.Bidirectional):
         return _layer_weights(layer.forward_layer) + _layer_weights(layer.backward_layer)
@@ -158,11 +169,11 @@ def collect_prunable(model: keras.Model) -> list[PrunableWeight]:
     seen_vars: set[int] = set()
     seen_keys: set[str] = set()
     for layer in model.layers:
-        for owner, var, kind in _layer_weights(layer):
+        for owner, var, kind, suffix in _layer_weights(layer):
             if id(var) in seen_vars:  # shared layers appear once
                 continue
             seen_vars.add(id(var))
-            base = var.name.split(":")[0]
+            base = f"{layer.name}/{suffix}"
             key, i = base, 1
             while key in seen_keys:
                 key, i = f"{base}_{i}", i + 1

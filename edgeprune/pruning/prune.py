@@ -96,7 +96,7 @@ def _dummy_inputs(model: keras.Model):
 
 def uniform_masks_tfmot(model: keras.Model, sparsity: float) -> Masks:
     """Uniform masks computed by tfmot itself (``prune_low_magnitude`` +
-    ``ConstantSparsity``), on a clone: ``model`` is not modified.
+    ``ConstantSparsity``); ``model``'s weights are restored afterwards.
 
     tfmot does not prune depthwise kernels (``DepthwiseConv2D``, the depthwise half of
     ``SeparableConv``): those masks are all ``True`` here, unlike ``method="uniform"``.
@@ -106,20 +106,22 @@ def uniform_masks_tfmot(model: keras.Model, sparsity: float) -> Masks:
     """
     s = check_sparsity(sparsity)
     prunable = collect_prunable(model)
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
+    saved = [p.variable.numpy() for p in prunable]
     schedule = tfmot.sparsity.keras.ConstantSparsity(s, begin_step=0, frequency=1)
-    pruned = tfmot.sparsity.keras.prune_low_magnitude(clone, pruning_schedule=schedule)
-    wrappers = [layer for layer in pruned.layers if type(layer).__name__ == "PruneLowMagnitude"]
-    for w in wrappers:
-        w.pruning_step.assign(0)
-    pruned(_dummy_inputs(model), training=True)  # runs the mask update once
-    keys = {p.key for p in prunable}
+    by_id = {id(p.variable): p.key for p in prunable}
     masks: Masks = {p.key: np.ones(p.shape, dtype=bool) for p in prunable}
-    for w in wrappers:
-        for weight, mask, _ in w.pruning_vars:
-            key = weight.name.split(":")[0]
-            if key not in keys:
-                raise ValueError(f"tfmot pruned weight {key!r} that edgeprune does not know")
-            masks[key] = mask.numpy() != 0
+    try:  # tfmot wraps the original layers (no cloning of custom cells), then we restore
+        pruned = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)
+        wrappers = [la for la in pruned.layers if type(la).__name__ == "PruneLowMagnitude"]
+        for w in wrappers:
+            w.pruning_step.assign(0)
+        pruned(_dummy_inputs(model), training=True)  # runs the mask update once
+        for w in wrappers:
+            for weight, mask, _ in w.pruning_vars:
+                if id(weight) not in by_id:
+                    raise ValueError(f"tfmot pruned {weight.name!r}, unknown to edgeprune")
+                masks[by_id[id(weight)]] = mask.numpy() != 0
+    finally:
+        for p, value in zip(prunable, saved, strict=True):
+            p.variable.assign(value)
     return masks

@@ -41,7 +41,11 @@ DEFAULT_MIN_THRESHOLD = 0.0005  # the paper's 0.05 % of all prunable weights
 def check_sparsity(sparsity: float, what: str = "sparsity") -> float:
     """Return ``sparsity`` as a float, or raise ``ValueError`` unless ``0 <= s < 1``."""
     if isinstance(sparsity, np.ndarray) and sparsity.ndim == 0:
-        sparsity = sparsity.item()
+        sparsity = sparsity[()]
+    if isinstance(sparsity, np.floating) and sparsity.dtype.itemsize < 8:
+        # float32 targets (tfmot schedules) read as their shortest decimal: 0.9, not
+        # 0.8999999762, so round(s*N) is the k the user meant
+        sparsity = float(str(sparsity))
     if isinstance(sparsity, bool) or not isinstance(sparsity, Real):
         raise ValueError(f"{what} must be a number in [0, 1), got {sparsity!r}")
     s = float(sparsity)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import tensorflow_model_optimization as tfmot
 
 __all__ = [
@@ -47,7 +48,8 @@ def schedule_at(schedule: PruningSchedule, step: int,
     """
     _check(schedule)
     should, sparsity = schedule(int(step))
-    should, sparsity = bool(should), float(sparsity)
+    should = bool(should)
+    sparsity = float(str(np.float32(sparsity)))  # tfmot returns float32: 0.9, not 0.8999999762
     if frequency is not None:
         if int(frequency) < 1:
             raise ValueError(f"frequency must be a positive number of steps, got {frequency}")
