@@ -151,6 +151,7 @@ def test_synthetic_windows_agree(board: str, toy_dir: Path, tmp_path: Path) -> N
     assert mcu["model_bytes"] == 18
     assert 1000 < mcu["flash_bytes"] < 8000  # startup + semihosting + model, no test data
     assert mcu["testdata_bytes"] >= 6 * 1152 * 2
+    assert 0 < mcu["model_code_bytes"] < 200  # the toy predict() only, no board code
     assert mcu["scratch_bytes"] == 8
     assert 0 < mcu["predict_stack_bytes"] < 256
     assert mcu["ram_bytes"] == mcu["static_ram_bytes"] + mcu["stack_max_bytes"]
@@ -270,3 +271,15 @@ def test_crashing_firmware_reports_fault(board: str, tmp_path: Path) -> None:
     model = write_toy_model(tmp_path / "crash", "crash")
     with pytest.raises(firmware.FirmwareCrashed, match=r"crashed: EP FAULT .*exit status 3"):
         firmware.build_and_run(model, synthetic_windows(1), None, board, tmp_path / "f", 10)
+
+
+@needs_tools
+def test_cli_build_without_windows(toy_dir: Path, tmp_path: Path, capsys) -> None:
+    shutil.copytree(toy_dir, tmp_path / "c_model")
+    rc = cli.main(["build", "--artifacts", str(tmp_path), "--board", "mps2-an386"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["model_bytes"] == 18 and out["flash_bytes"] > 0
+    # rebuilding replaces the folder it wrote; a foreign non-empty folder is refused
+    assert cli.main(["build", "--artifacts", str(tmp_path)]) == 0
+    with pytest.raises(firmware.BadOutputDir):
+        firmware.build_firmware(toy_dir, synthetic_windows(1), None, "mps2-an386", tmp_path)

@@ -57,8 +57,8 @@ def templates_dir() -> Path:
     env = os.environ.get("EDGEPRUNE_FIRMWARE_TEMPLATES")
     candidates = [Path(env)] if env else []
     candidates += [
-        Path(__file__).resolve().parent / "templates",  # if packaged inside the package
-        _REPO_ROOT / "firmware_templates",
+        _REPO_ROOT / "firmware_templates",  # the checkout, or site-packages when installed
+        Path(__file__).resolve().parent / "templates",
     ]
     for c in candidates:
         if (c / "cortex_m" / "main.c").is_file():
@@ -383,6 +383,29 @@ def const_data_bytes(obj: Path) -> int:
     )
 
 
+_MAP_ENTRY = re.compile(
+    r"^ (\.[\w.$]+)\s*(?:\n\s+)?0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S+)$", re.MULTILINE
+)
+
+
+def linked_sizes_by_object(map_file: Path) -> dict[str, dict[str, int]]:
+    """Bytes each input object contributes to the linked ELF (after --gc-sections).
+
+    From the GNU ld map: ``{object: {"text": n, "rodata": n, "data": n, "bss": n}}``;
+    debug sections are ignored.
+    """
+    text = map_file.read_text(errors="replace")
+    text = text.split("Linker script and memory map", 1)[-1]
+    out: dict[str, dict[str, int]] = {}
+    for sec, _addr, size, obj in _MAP_ENTRY.findall(text):
+        kind = next((k for k in ("text", "rodata", "data", "bss") if sec.startswith("." + k)), None)
+        if kind is None:
+            continue
+        sizes = out.setdefault(obj, {"text": 0, "rodata": 0, "data": 0, "bss": 0})
+        sizes[kind] += int(size, 16)
+    return out
+
+
 def symbol_address(elf: Path, symbol: str) -> int:
     """Address of a symbol in the ELF (Thumb bit cleared)."""
     out = subprocess.run(
@@ -559,7 +582,8 @@ def build_firmware(
     + vectors, without the embedded test windows), ``static_ram_bytes`` (data + bss),
     ``model_bytes`` (const data of the compiled ``<name>_model.o``), ``kernel_const_bytes``
     (const data of the kernels, e.g. the sigmoid table), ``code_bytes`` (flash minus model
-    bytes), ``testdata_bytes`` and the section sizes.
+    bytes), ``model_code_bytes`` (.text of the model and kernel objects as linked: the
+    inference code without the board/printing code), ``testdata_bytes`` and the sections.
     """
     info = check_board(board)
     check_toolchain(need_qemu=False)
@@ -576,6 +600,8 @@ def build_firmware(
         for o in (src / "build" / "model").glob("*.o")
         if o.name != model_obj.name
     )
+    by_obj = linked_sizes_by_object(src / "build" / "firmware.map")
+    model_code = sum(v["text"] for k, v in by_obj.items() if k.startswith("build/model/"))
     return {
         "board": board,
         "cpu": info["cpu"],
@@ -586,6 +612,7 @@ def build_firmware(
         "model_bytes": model_bytes,
         "kernel_const_bytes": kernel_bytes,
         "code_bytes": flash - model_bytes,
+        "model_code_bytes": model_code,
         "static_ram_bytes": sec.get(".data", 0) + sec.get(".bss", 0),
         "testdata_bytes": sec.get(".ep_testdata", 0),
         "sections": {s: sec[s] for s in (*FLASH_SECTIONS, ".bss", ".ep_testdata") if s in sec},
@@ -649,6 +676,7 @@ def build_and_run(
         "agreement": agreement,
         "model": built["model"],
         "code_bytes": built["code_bytes"],
+        "model_code_bytes": built["model_code_bytes"],
         "kernel_const_bytes": built["kernel_const_bytes"],
         "static_ram_bytes": built["static_ram_bytes"],
         "stack_max_bytes": res["stack_max"],
