@@ -140,11 +140,16 @@ def _export_c_dir() -> Path | None:
     return here if here.is_dir() else None
 
 
+_MAIN_RE = re.compile(r"^\s*int\s+main\s*\(", re.MULTILINE)
+
+
 def find_c_model(c_model_dir: str | os.PathLike[str]) -> CModel:
     """Find the generated model in ``c_model_dir`` (``<name>_model.h`` and ``.c``).
 
-    Every ``.c``/``.h`` in the folder is part of the model; headers it includes that the
-    folder lacks (``ep_kernels.h``) come from ``export/c``. Raises MissingCModel.
+    Every ``.c``/``.h`` in the folder is part of the model; when it includes a header the
+    folder lacks (``ep_kernels.h``), the kernel library of ``export/c`` is added (every
+    ``.c``/``.h`` there but host drivers with a ``main``; unused code is dropped by
+    ``--gc-sections``). Raises MissingCModel.
     """
     d = Path(c_model_dir)
     if not d.is_dir():
@@ -190,21 +195,33 @@ def find_c_model(c_model_dir: str | os.PathLike[str]) -> CModel:
     ]
     if missing:
         raise MissingCModel(f"{header}: no macro for {', '.join(missing)}")
-    files = sorted(p for p in d.iterdir() if p.suffix in (".c", ".h") and p.is_file())
+    files = sorted(
+        p
+        for p in d.iterdir()
+        if p.is_file()
+        and (
+            p.suffix == ".h"
+            or p.suffix == ".c"
+            and not _MAIN_RE.search(p.read_text(errors="replace"))
+        )
+    )
     have = {p.name for p in files}
     extra: list[Path] = []
     kernels = _export_c_dir()
-    for p in files:
-        for inc in re.findall(r'#\s*include\s+"([^"]+)"', p.read_text(errors="replace")):
-            if inc in have or kernels is None:
+    included = {
+        inc
+        for f in files
+        for inc in re.findall(r'#\s*include\s+"([^"]+)"', f.read_text(errors="replace"))
+    }
+    if kernels is not None and any((kernels / inc).is_file() for inc in included - have):
+        # the kernel library: every .h/.c of export/c except drivers with a main()
+        for f in sorted(kernels.iterdir()):
+            if f.suffix not in (".c", ".h") or f.name in have:
                 continue
-            h = kernels / inc
-            if h.is_file():
-                extra.append(h)
-                have.add(inc)
-                if h.with_suffix(".c").is_file() and h.with_suffix(".c").name not in have:
-                    extra.append(h.with_suffix(".c"))
-                    have.add(h.with_suffix(".c").name)
+            if f.suffix == ".c" and _MAIN_RE.search(f.read_text(errors="replace")):
+                continue
+            extra.append(f)
+            have.add(f.name)
     assert scratch is not None and input_len is not None and classes is not None
     return CModel(
         name=name,
