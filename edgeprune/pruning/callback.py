@@ -12,10 +12,13 @@ Contract, for a tfmot user: replace ``prune_low_magnitude(model, pruning_schedul
   Needs ``steps_per_execution=1`` (a warning otherwise: masks are then re-applied per
   execution only).
 * ``method="iht"`` (EdgeML): before ``begin_step`` dense; during ``[begin, end]`` each
-  pruning step hard-thresholds every matrix to its own top-k but the support is *not*
-  held between thresholdings (weights may re-enter); after ``end_step`` the last support
-  is frozen (sparse retraining). If training ends inside the IHT phase the weights are
-  hard-thresholded once more so the model is sparse.
+  pruning step hard-thresholds every matrix to its own top-k (weights only: optimizer
+  state kept, as EdgeML's assign op) but the support is *not* held between
+  thresholdings (weights may re-enter); at the first step after ``end_step`` the
+  weights are thresholded once more at the schedule's sparsity and that support is
+  frozen (sparse retraining: weights and slots masked after every step). If training
+  ends inside the IHT phase the weights are hard-thresholded once more so the model
+  is sparse.
 * Resume: ``get_config()``/``from_config()`` carry the schedule, options and ``step``;
   :meth:`save_state`/:meth:`load_state` add the masks in one ``.npz``.
 """
@@ -127,20 +130,25 @@ class GlobalPruningCallback(keras.callbacks.Callback):
         for p, mv in zip(self._prunable, self._mask_vars, strict=True):
             pairs.append((p.variable, mv))
             pairs.extend((slot, mv) for slot in optimizer_slots(opt, p.variable))
-        self._n_pairs = len(pairs)
+        weights_only = [(p.variable, mv) for p, mv in zip(self._prunable, self._mask_vars,
+                                                             strict=True)]
 
-        @tf.function(autograph=False)
-        def apply():
-            for var, mask in pairs:
-                var.assign(tf.where(mask, var, tf.zeros_like(var)))
+        def make(targets):
+            @tf.function(autograph=False)
+            def apply():
+                for var, mask in targets:
+                    var.assign(tf.where(mask, var, tf.zeros_like(var)))
 
-        self._apply_fn = apply
+            return apply
 
-    def _set_masks(self, masks: Masks) -> None:
+        self._apply_fn = make(pairs)  # weights and optimizer slots
+        self._threshold_fn = make(weights_only)  # IHT's hard threshold: weights only
+
+    def _set_masks(self, masks: Masks, slots: bool = True) -> None:
         self.masks = masks
         for p, mv in zip(self._prunable, self._mask_vars, strict=True):
             mv.assign(masks[p.key])
-        self._apply_fn()
+        (self._apply_fn if slots else self._threshold_fn)()
 
     def _compute(self, sparsity: float) -> Masks:
         weights = [p.variable.numpy() for p in self._prunable]
@@ -183,8 +191,8 @@ class GlobalPruningCallback(keras.callbacks.Callback):
             if 0 <= end < step and not self.held:  # IHT over: freeze the support
                 self._set_masks(self._compute(schedule_at(self.schedule, end)[1]))
                 self.held = True
-            elif should and not self.held:
-                self._set_masks(self._compute(sparsity))  # hard threshold, not held
+            elif should and not self.held:  # hard threshold (as EdgeML: optimizer state
+                self._set_masks(self._compute(sparsity), slots=False)  # kept), not held
             return
         if should:
             self._set_masks(self._compute(sparsity))
@@ -200,4 +208,5 @@ class GlobalPruningCallback(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None) -> None:
         if self.method == "iht" and not self.held and self.masks is not None:
-            self._set_masks(self._compute(schedule_at(self.schedule, self.step)[1]))
+            sparsity = schedule_at(self.schedule, self.step)[1]
+            self._set_masks(self._compute(sparsity), slots=False)

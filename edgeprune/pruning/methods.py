@@ -124,8 +124,9 @@ def lamp_scores(weights: Sequence[np.ndarray]) -> list[np.ndarray]:
     """LAMP score of every weight (Lee et al. 2021), same shapes as ``weights``."""
     out = []
     for w in weights:
-        sq = np.square(np.asarray(w, dtype=np.float64).ravel())
-        order = np.argsort(sq, kind="stable")
+        a = np.asarray(w)
+        order = np.argsort(np.abs(a).ravel(), kind="stable")  # ties: by index
+        sq = np.square(a.ravel().astype(np.float64))
         s_sorted = sq[order]
         tail = np.cumsum(s_sorted[::-1])[::-1]  # sum_{v >= u} w_v^2 in sorted order
         score = np.zeros_like(sq)
@@ -139,7 +140,7 @@ def topk_keep_masks(weights: Sequence[np.ndarray], keep: Sequence[int]) -> list[
     """Per layer, keep the ``keep[l]`` largest ``|w|`` (ties by index)."""
     out = []
     for w, kl in zip(weights, keep, strict=True):
-        a = np.abs(np.asarray(w, dtype=np.float64)).ravel()
+        a = np.abs(np.asarray(w)).ravel()
         out.append(~select_smallest(a, a.size - int(kl)).reshape(np.shape(w)))
     return out
 

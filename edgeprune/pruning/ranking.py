@@ -111,13 +111,22 @@ def select_smallest(scores: np.ndarray, k: int) -> np.ndarray:
 def _concat(scores: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     if len(scores) == 0:
         raise ValueError("nothing prunable: no weight tensors were given")
-    flat = np.concatenate([np.asarray(s, dtype=np.float64).ravel() for s in scores])
-    if np.isnan(flat).any():
-        raise ValueError("weights/scores contain NaN: cannot rank them")
-    sizes = np.array([np.size(s) for s in scores], dtype=np.int64)
+    arrays = [np.asarray(s) for s in scores]
+    dtype = np.result_type(np.float32, *[a.dtype for a in arrays])  # float32 stays float32
+    flat = np.concatenate([a.ravel() for a in arrays]).astype(dtype, copy=False)
     if flat.size == 0:
         raise ValueError("nothing prunable: all weight tensors are empty")
+    if np.isnan(flat).any():
+        raise ValueError("weights/scores contain NaN: cannot rank them")
+    sizes = np.array([a.size for a in arrays], dtype=np.int64)
     return flat, sizes
+
+
+def _counts(keep: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Kept entries per layer."""
+    return np.array([np.count_nonzero(keep[a:b]) for a, b in zip(offsets[:-1], offsets[1:],
+                                                                     strict=True)],
+                    dtype=np.int64)
 
 
 def global_threshold(scores: Sequence[np.ndarray], sparsity: float) -> float:
@@ -159,21 +168,26 @@ def global_keep_masks(
             f"({n_total - int(floor.sum())} of {n_total} weights)"
         )
     n_layers = sizes.size
-    layer_of = np.repeat(np.arange(n_layers), sizes)
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     clamped = np.zeros(n_layers, dtype=bool)
     while True:
-        free_elem = ~clamped[layer_of]
         budget = keep_total - int(floor[clamped].sum())
-        sub = flat[free_elem]
-        keep_sub = ~select_smallest(sub, sub.size - budget)
-        counts = np.bincount(layer_of[free_elem][keep_sub], minlength=n_layers)
+        if not clamped.any():  # common case: one selection over everything, no copy
+            keep = ~select_smallest(flat, n_total - budget)
+        else:
+            keep = np.zeros(n_total, dtype=bool)
+            free = np.flatnonzero(~clamped)
+            sub = np.concatenate([flat[offsets[i]:offsets[i + 1]] for i in free])
+            keep_sub = ~select_smallest(sub, sub.size - budget)
+            pos = 0
+            for i in free:
+                keep[offsets[i]:offsets[i + 1]] = keep_sub[pos:pos + sizes[i]]
+                pos += sizes[i]
+        counts = _counts(keep, offsets)
         below = ~clamped & (counts < floor)
         if not below.any():
             break
         clamped |= below
-    keep = np.zeros(n_total, dtype=bool)
-    keep[free_elem] = keep_sub
     for i in np.flatnonzero(clamped):
         a, b = offsets[i], offsets[i + 1]
         keep[a:b] = ~select_smallest(flat[a:b], int(sizes[i] - floor[i]))
