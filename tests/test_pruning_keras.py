@@ -105,6 +105,23 @@ def test_policy_finds_kernels_and_cell_matrices_only():
     assert [p.key for p in collect_prunable(rnn_model())] == ["rnn/W", "rnn/U", "head/kernel"]
 
 
+def test_policy_other_layer_types():
+    x = keras.Input((5,), dtype="int32")
+    e = keras.layers.Embedding(20, 4, name="emb")(x)
+    h = keras.layers.SeparableConv1D(6, 2, name="sep")(e)
+    h = keras.layers.Bidirectional(keras.layers.LSTM(3), name="bi")(h)
+    inner = keras.Sequential([keras.layers.Dense(4, name="d1"),
+                              keras.layers.LayerNormalization()], name="inner")
+    out = keras.layers.Dense(2, name="out")(inner(h))
+    model = keras.Model(x, out)
+    keys = [p.key for p in collect_prunable(model)]
+    assert keys == ["emb/embeddings", "sep/depthwise_kernel", "sep/pointwise_kernel",
+                    "bi/kernel", "bi/recurrent_kernel", "bi/kernel_1", "bi/recurrent_kernel_1",
+                    "inner/d1/kernel", "out/kernel"]
+    masks = make_masks(model, "global_mt", 0.5)
+    assert set(masks) == set(keys)
+
+
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("make", [cnn_model, rnn_model])
 def test_one_shot_threshold_is_kth_smallest_over_all_layers(make, seed):
@@ -144,10 +161,15 @@ def test_make_masks_every_method_does_not_touch_model():
 
 def test_uniform_matches_tfmot_prune_low_magnitude():
     model = rnn_model()
+    x, y = _data(model, n=8)
+    before = model.predict(x, verbose=0)
     ours = make_masks(model, "uniform", 0.6)
     theirs = uniform_masks_tfmot(model, 0.6)
     for key in ours:
         np.testing.assert_array_equal(ours[key], theirs[key])
+    np.testing.assert_array_equal(model.predict(x, verbose=0), before)  # model untouched
+    _compile(model)
+    model.fit(x, y, epochs=1, verbose=0)  # and still trains
     cnn = cnn_model()
     ours, theirs = make_masks(cnn, "uniform", 0.5), uniform_masks_tfmot(cnn, 0.5)
     for key in ["c2d/kernel", "c1d/kernel", "fc/kernel"]:
@@ -409,3 +431,8 @@ def test_fastgrnn_classifier_if_available():
         assert (p.variable.numpy()[~cb.masks[p.key]] == 0).all()
     rows = pruning_report(model, min_threshold=0)
     assert sum(r["nonzeros"] for r in rows) == n - num_pruned(0.9, n)
+    fresh = models.fastgrnn_classifier(input_shape=(8, 9), hidden=16, w_rank=3, u_rank=4)
+    fresh(np.zeros((1, 8, 9), np.float32))
+    ours, theirs = make_masks(fresh, "uniform", 0.5), uniform_masks_tfmot(fresh, 0.5)
+    for key in ours:
+        np.testing.assert_array_equal(ours[key], theirs[key])
