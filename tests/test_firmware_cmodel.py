@@ -69,7 +69,7 @@ def test_real_windows_both_boards(uci_mirror: Path, tmp_path: Path) -> None:
     expected, _ = cmodel.reference_predict(im, x16)
     for board in ("mps2-an386", "mps2-an385"):
         mcu = firmware.build_and_run(
-            tmp_path / "c_model", x16, expected, board, tmp_path / board, 60, exact=False
+            tmp_path / "c_model", x16, expected, board, tmp_path / board, 20, exact=False
         )
         assert mcu["agreement"] == 1.0, (mcu["predictions"], expected.tolist())
         assert mcu["windows_run"] == 12
@@ -87,7 +87,7 @@ def test_synthetic_windows_dense_vs_sparse(tmp_path: Path) -> None:
         x16 = cmodel.quantize_input(im, rng.normal(0, 0.5, (4, 128, 9)))
         expected, scores = cmodel.reference_predict(im, x16)
         mcu = firmware.build_and_run(
-            tmp_path / name, x16, expected, "mps2-an386", tmp_path / f"fw_{name}", 60, exact=False
+            tmp_path / name, x16, expected, "mps2-an386", tmp_path / f"fw_{name}", 20, exact=False
         )
         assert mcu["agreement"] == 1.0
         assert mcu["scores"] == scores.tolist()

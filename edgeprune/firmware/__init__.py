@@ -7,8 +7,10 @@ Public door::
                         board="mps2-an386", out_dir=OUT / "firmware" / "mps2-an386",
                         timeout_s=60)
     write_report(OUT / "report.json", mcu)            # the "mcu" section
-    # dense baseline of the same model: call again with its C model and another out_dir,
-    # then write_report(..., key="mcu_dense")
+    # dense baseline of the same model: call again with its C model and another out_dir
+    dense = build_and_run(dense_c_model_dir, windows_int, expected_dense, board=...,
+                          out_dir=OUT / "firmware" / "mps2-an386-dense")
+    write_report(OUT / "report.json", compare_builds(mcu, dense), key="mcu_dense_vs_sparse")
 
 Templates live in ``firmware_templates/`` (cortex_m, arduino, tflm). Every failure is a
 ``FirmwareError`` subclass with a one-line message and the CLI exit code it maps to.
@@ -23,6 +25,7 @@ from edgeprune.firmware._cortex_m import (
     build_firmware,
     check_board,
     check_toolchain,
+    compare_builds,
     find_c_model,
     templates_dir,
     write_report,
@@ -61,6 +64,7 @@ __all__ = [
     "parse_reply",
     "check_board",
     "check_toolchain",
+    "compare_builds",
     "find_c_model",
     "templates_dir",
     "write_report",

@@ -747,3 +747,27 @@ def write_report(
     tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
     tmp.replace(path)
     return path
+
+
+def compare_builds(sparse: dict[str, Any], dense: dict[str, Any]) -> dict[str, Any]:
+    """Dense-vs-sparse summary of two ``build_and_run`` results of the same model.
+
+    Ratios are dense / sparse (> 1: the sparse build is smaller or faster); the boards
+    must match.
+    """
+    if sparse.get("board") != dense.get("board"):
+        raise ValueError(
+            f"compare builds on one board, got {sparse.get('board')} and {dense.get('board')}"
+        )
+
+    def ratio(key: str) -> float | None:
+        a, b = sparse.get(key), dense.get(key)
+        return round(b / a, 3) if a and b is not None else None
+
+    keys = ("model_bytes", "flash_bytes", "ram_bytes", "instructions_per_window")
+    return {
+        "board": sparse["board"],
+        "sparse": {k: sparse.get(k) for k in keys},
+        "dense": {k: dense.get(k) for k in keys},
+        "dense_over_sparse": {k: ratio(k) for k in keys},
+    }
