@@ -249,11 +249,16 @@ def test_windows_of_wrong_shape(toy_dir: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.bad_input
-def test_missing_toolchain(toy_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_toolchain(
+    toy_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(firmware.ToolchainMissing, match="arm-none-eabi-gcc"):
         firmware.build_and_run(toy_dir, synthetic_windows(1), None, "mps2-an386", tmp_path / "f")
-    assert firmware.ToolchainMissing.exit_code == 3
+    shutil.copytree(toy_dir, tmp_path / "OUT" / "c_model")
+    rc = cli.main(["run", "--artifacts", str(tmp_path / "OUT"), "--synthetic"])
+    err = capsys.readouterr().err
+    assert rc == 3 and err.count("\n") == 1 and "gcc-arm-none-eabi" in err
 
 
 @needs_tools
