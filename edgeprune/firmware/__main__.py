@@ -33,6 +33,7 @@ from edgeprune.firmware._cortex_m import (
     BOARDS,
     build_and_run,
     build_firmware,
+    check_board,
     find_c_model,
     write_report,
 )
@@ -100,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.windows < 1:
             raise BadWindows(f"--windows must be >= 1, got {args.windows}")
+        if args.command in ("build", "run"):
+            check_board(args.board)
         out = Path(args.artifacts)
         c_model = Path(args.c_model) if args.c_model else out / "c_model"
         if not out.is_dir():
