@@ -158,7 +158,7 @@ static int32_t ep_sigmoid_q15(int32_t pre, const ep_fastgrnn_t *p)
         a = -a;
     }
     if (a >= lim) {
-        y = lut[p->lut_len - 1u];
+        y = lut[(8u << p->lut_shift)];
     } else {
         int32_t i = a >> sb;
         int32_t f = a & (((int32_t)1 << sb) - 1);
@@ -212,8 +212,9 @@ void ep_fastgrnn_step(const ep_fastgrnn_t *p, const int16_t *raw, int16_t *h, vo
 {
     const unsigned H = p->hidden, d = p->input_dim, rw = p->w_rank, ru = p->u_rank;
     const unsigned T = EP_MAX3_(H, rw, ru);
-    const uint16_t *in_mult = p->u16 + p->in_mult_off;
-    const int32_t *in_off = p->i32 + p->in_off_off;
+    const int16_t *in_mult = p->i16 + p->in_mult_off;
+    const int16_t *in_mean = p->i16 + p->in_mean_off;
+    const int32_t in_round = (int32_t)1 << (p->in_shift - 1);
     const int8_t *bias_gate = p->i8 + p->bias_gate_off;
     const int8_t *bias_update = p->i8 + p->bias_update_off;
     int32_t *pre = (int32_t *)work;
@@ -227,7 +228,7 @@ void ep_fastgrnn_step(const ep_fastgrnn_t *p, const int16_t *raw, int16_t *h, vo
 
     /* integer input normalisation: x = (raw - mean) / std in the input scale */
     for (i = 0; i < d; i++) {
-        x[i] = ep_sat16(((int32_t)raw[i] * in_mult[i] + in_off[i]) >> p->in_shift);
+        x[i] = ep_sat16((((int32_t)raw[i] - in_mean[i]) * in_mult[i] + in_round) >> p->in_shift);
     }
     /* input path: x W (or x W1 W2) */
     if (rw > 0) {

@@ -91,8 +91,9 @@ enum { EP_RQ_A = 0, EP_RQ_W = 1, EP_RQ_V = 2, EP_RQ_U = 3 };
 typedef struct {
     const int8_t *i8;           /* matrix values, bias_gate, bias_update */
     const uint8_t *u8;          /* 8-bit matrix indices */
-    const uint16_t *u16;        /* 16-bit matrix indices, in_mult, sigmoid table */
-    const int32_t *i32;         /* in_off, dense_bias */
+    const int16_t *i16;         /* in_mult, in_mean */
+    const uint16_t *u16;        /* 16-bit matrix indices, sigmoid table */
+    const int32_t *i32;         /* dense_bias */
     ep_sparse_t w1;             /* W1^T (w_rank x d), or W^T (H x d) when w_rank == 0 */
     ep_sparse_t w2;             /* W2^T (H x w_rank), EP_FMT_NONE when w_rank == 0 */
     ep_sparse_t u1;             /* U1^T (u_rank x H), or U^T (H x H) when u_rank == 0 */
@@ -101,21 +102,20 @@ typedef struct {
     int32_t rq_mult[4];         /* requantisers EP_RQ_*: y = round(acc * mult / 2^shift) */
     uint16_t zeta_q15;          /* sigmoid(zeta) in Q15 */
     uint16_t nu_q15;            /* sigmoid(nu) in Q15 */
-    uint16_t in_mult_off;       /* u16[d]: x = sat16((raw * in_mult + in_off) >> in_shift) */
-    uint16_t in_off_off;        /* i32[d] */
+    uint16_t in_mult_off;       /* i16[d] (0 .. 16383): x = sat16(((raw - in_mean) * in_mult */
+    uint16_t in_mean_off;       /* i16[d]                     + 2^(in_shift-1)) >> in_shift) */
     uint16_t bias_gate_off;     /* i8[H], added to pre as bias * 2^bias_gate_shift */
     uint16_t bias_update_off;   /* i8[H] */
     uint16_t dense_bias_off;    /* i32[classes], in score units */
-    uint16_t lut_off;           /* u16[lut_len]: sigmoid(i / 2^lut_shift) in Q15 */
+    uint16_t lut_off;           /* u16[8 * 2^lut_shift + 1]: sigmoid(i / 2^lut_shift) in Q15 */
     uint16_t input_dim;
     uint16_t hidden;
     uint16_t w_rank;            /* 0 = full rank */
     uint16_t u_rank;            /* 0 = full rank */
     uint16_t classes;
-    uint16_t lut_len;
     int16_t h_max;
     uint8_t rq_shift[4];        /* 1 .. 62 */
-    uint8_t in_shift;
+    uint8_t in_shift;           /* 1 .. 30 */
     uint8_t bias_gate_shift;
     uint8_t bias_update_shift;
     uint8_t pre_frac;           /* 1 .. 14 */

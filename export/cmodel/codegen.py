@@ -96,7 +96,7 @@ class _Pool:
         return f"{ctype} {_POOL_NAMES[self.dtype]}[{n}];", "{\n" + "\n".join(lines) + "\n    }"
 
 
-_POOL_NAMES = {np.dtype(np.int8): "i8", np.dtype(np.uint8): "u8",
+_POOL_NAMES = {np.dtype(np.int8): "i8", np.dtype(np.uint8): "u8", np.dtype(np.int16): "i16",
                np.dtype(np.uint16): "u16", np.dtype(np.int32): "i32"}
 
 
@@ -191,7 +191,8 @@ int ep_{name}_predict(const int16_t window[EP_{up}_INPUT_LEN], void *scratch,
 #endif /* {guard} */
 """
     p = f"ep_{name}"
-    i8, u8, u16, i32 = _Pool(np.int8), _Pool(np.uint8), _Pool(np.uint16), _Pool(np.int32)
+    i8, u8, i16 = _Pool(np.int8), _Pool(np.uint8), _Pool(np.int16)
+    u16, i32 = _Pool(np.uint16), _Pool(np.int32)
     desc = {}
     for key in MATRICES:
         s = m.matrices[key]
@@ -204,24 +205,24 @@ int ep_{name}_predict(const int16_t window[EP_{up}_INPUT_LEN], void *scratch,
         desc[key] = f"{{ {voff}, {ioff}, {s.nnz}, {FORMAT_TAGS[s.format]}, 0 }}"
     bg = i8.add("bias_gate", m.bias_gate)
     bu = i8.add("bias_update", m.bias_update)
-    im = u16.add("in_mult", m.in_mult)
+    im = i16.add("in_mult", m.in_mult)
+    imean = i16.add("in_mean", m.in_mean)
     lut = u16.add("sigmoid table", m.lut)
-    io = i32.add("in_off", m.in_off)
     db = i32.add("dense_bias", m.dense_bias)
     rqs = (m.rq_a, m.rq_w, m.rq_v, m.rq_u)
     fields = [
-        f"{p}.i8", f"{p}.u8", f"{p}.u16", f"{p}.i32",
+        f"{p}.i8", f"{p}.u8", f"{p}.i16", f"{p}.u16", f"{p}.i32",
         desc["w1"], desc["w2"], desc["u1"], desc["u2"], desc["dense"],
         "{ " + ", ".join(str(r.mult) for r in rqs) + " }",
-        str(m.zeta_q15), str(m.nu_q15), str(im), str(io), str(bg), str(bu), str(db), str(lut),
+        str(m.zeta_q15), str(m.nu_q15), str(im), str(imean), str(bg), str(bu), str(db), str(lut),
         str(m.input_dim), str(m.hidden), str(m.w_rank), str(m.u_rank), str(m.classes),
-        str(len(m.lut)), str(m.h_max),
+        str(m.h_max),
         "{ " + ", ".join(str(r.shift) for r in rqs) + " }",
         str(m.in_shift), str(m.bias_gate_shift), str(m.bias_update_shift),
         str(m.pre_frac), str(m.h_frac), str(m.lut_shift),
         _NL_TAGS[GATE_NL[m.gate_nl]], _NL_TAGS[UPDATE_NL[m.update_nl]],
     ]
-    pools = [pool.c_field() for pool in (i32, u16, i8, u8)]
+    pools = [pool.c_field() for pool in (i32, i16, u16, i8, u8)]
     members = "\n".join(f"    {decl}" for decl, _ in pools)
     params = ",\n".join("        " + f for f in fields)
     inits = ",\n".join(f"    {init}" for _, init in pools)
@@ -230,7 +231,7 @@ int ep_{name}_predict(const int16_t window[EP_{up}_INPUT_LEN], void *scratch,
 #include "{name}_model.h"
 
 /*
- * All constant data of the model lives in one object (params + four typed pools), so
+ * All constant data of the model lives in one object (params + five typed pools), so
  * the compiler adds no padding between arrays beyond natural alignment.
  */
 typedef struct {{

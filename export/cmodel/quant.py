@@ -3,8 +3,9 @@
 Integer input (the C API's window): ``int16 raw[t][c] = round(x[t][c] / in_scale[c])`` where
 ``x`` is the *raw* (not normalised) float window and ``in_scale`` a per-channel power of
 two chosen from the calibration set (or given by the caller, e.g. a sensor's LSB).
-Normalisation runs in fixed point inside the model: ``x_q = sat16((raw*in_mult + in_off)
->> in_shift)`` approximates ``(x - mean) / std / s_x``. ``quantize_input`` is the host helper.
+Normalisation runs in fixed point inside the model: ``x_q = sat16(((raw - in_mean) *
+in_mult + 2^(in_shift-1)) >> in_shift)`` approximates ``(x - mean) / std / s_x``, with
+``in_mean = round(mean / in_scale)``. ``quantize_input`` is the host helper.
 
 Everything else follows ``export/c/ep_kernels.h``: int8 weights with one symmetric scale
 per matrix, int32 accumulation, Q31 multiplier + shift requantisers, int16 low-rank
@@ -72,7 +73,7 @@ class IntFastGRNN:
     matrices: dict[str, SparseMatrix | None]
     in_scale: np.ndarray
     in_mult: np.ndarray
-    in_off: np.ndarray
+    in_mean: np.ndarray
     in_shift: int
     rq_a: Requant
     rq_w: Requant
@@ -289,17 +290,14 @@ def quantize_fastgrnn(
         raise ValueError(f"in_scale must be {d} positive finite numbers")
     s_x = max(rec["x"], 1e-6) * margin / 32767.0
     m_real = in_scale / (std * s_x)
-    off_real = -mean / (std * s_x)
-    in_shift = min(30, math.floor(math.log2(32767.0 / m_real.max())))
-    while in_shift >= 0:
-        in_mult = np.rint(m_real * 2.0**in_shift).astype(np.int64)
-        in_off = np.rint(off_real * 2.0**in_shift).astype(np.int64) + (
-            (1 << (in_shift - 1)) if in_shift > 0 else 0)
-        if 32768 * int(np.abs(in_mult).max()) + int(np.abs(in_off).max()) < 2**31:
-            break
-        in_shift -= 1
-    if in_shift < 0 or in_mult.max() < 1:
-        raise ValueError("input scale and normalisation do not fit the fixed-point input stage")
+    in_shift = min(30, math.floor(math.log2(16383.0 / m_real.max())))
+    in_mean = np.rint(mean / in_scale)
+    if in_shift < 1 or np.abs(in_mean).max() > 32767:
+        raise ValueError("in_scale does not fit the fixed-point input stage (mean or 1/std "
+                         "out of range)")
+    in_mult = np.rint(m_real * 2.0**in_shift).astype(np.int64)
+    if in_mult.min() < 1:
+        raise ValueError("in_scale spread across channels is too wide for the input stage")
 
     mats: dict[str, np.ndarray | None] = {}
     scales: dict[str, float] = {}
@@ -360,7 +358,7 @@ def quantize_fastgrnn(
                                                        "dense_kernel") if k in p)
     return IntFastGRNN(
         input_dim=d, hidden=H, w_rank=rw, u_rank=ru, classes=C, matrices=enc,
-        in_scale=in_scale, in_mult=in_mult.astype(np.uint16), in_off=in_off.astype(np.int32),
+        in_scale=in_scale, in_mult=in_mult.astype(np.int16), in_mean=in_mean.astype(np.int16),
         in_shift=int(in_shift), rq_a=rq_a, rq_w=rq_w, rq_v=rq_v, rq_u=rq_u,
         bias_gate=bg, bias_gate_shift=bg_shift, bias_update=bu, bias_update_shift=bu_shift,
         dense_bias=dense_bias.astype(np.int32),

@@ -84,7 +84,8 @@ def reference_step(m: IntFastGRNN, raw: np.ndarray, h: np.ndarray,
 
     ``mt``: the decoded matrices (``{name: dense int8}``), to skip decoding every step.
     """
-    x = _sat16((raw * m.in_mult.astype(np.int64) + m.in_off.astype(np.int64)) >> m.in_shift)
+    x = _sat16(((raw - m.in_mean.astype(np.int64)) * m.in_mult.astype(np.int64)
+                + (1 << (m.in_shift - 1))) >> m.in_shift)
     mt = _decoded(m) if mt is None else mt
     if m.w_rank:
         a = _sat16(requant(spmv(mt["w1"], x), m.rq_a))
