@@ -184,15 +184,16 @@ def _data(model, n=64, seed=0):
     return x, y
 
 
-def _compile(model):
-    model.compile(keras.optimizers.Adam(0.05),
+def _compile(model, optimizer=None):
+    model.compile(optimizer or keras.optimizers.Adam(0.05),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 
 
-def test_masks_hold_through_fit_with_adam():
+@pytest.mark.parametrize("legacy", [False, True])
+def test_masks_hold_through_fit_with_adam(legacy):
     model = rnn_model()
     x, y = _data(model)
-    _compile(model)
+    _compile(model, (keras.optimizers.legacy.Adam if legacy else keras.optimizers.Adam)(0.05))
     cb = GlobalPruningCallback(sched.ConstantSparsity(0.75, begin_step=0, frequency=1000))
     model.fit(x, y, batch_size=16, epochs=4, callbacks=[cb], verbose=0)
     assert cb.step == 16
@@ -429,7 +430,7 @@ def test_fastgrnn_classifier_if_available():
     model.fit(x, y, batch_size=16, epochs=2, callbacks=[cb], verbose=0)
     for p in collect_prunable(model):
         assert (p.variable.numpy()[~cb.masks[p.key]] == 0).all()
-    rows = pruning_report(model, min_threshold=0)
+    rows = pruning_report(model, min_threshold=0, warn=False)  # tiny: units do die
     assert sum(r["nonzeros"] for r in rows) == n - num_pruned(0.9, n)
     fresh = models.fastgrnn_classifier(input_shape=(8, 9), hidden=16, w_rank=3, u_rank=4)
     fresh(np.zeros((1, 8, 9), np.float32))

@@ -124,12 +124,17 @@ class GlobalPruningCallback(keras.callbacks.Callback):
         return cls.from_config(meta["callback"], custom_objects, masks=masks or None)
 
     # ----- mechanics -------------------------------------------------------------
-    def _build_apply(self) -> None:
+    def _slot_pairs(self) -> list:
         opt = getattr(self.model, "optimizer", None)
         pairs = []
         for p, mv in zip(self._prunable, self._mask_vars, strict=True):
             pairs.append((p.variable, mv))
             pairs.extend((slot, mv) for slot in optimizer_slots(opt, p.variable))
+        return pairs
+
+    def _build_apply(self, pairs: list | None = None) -> None:
+        pairs = self._slot_pairs() if pairs is None else pairs
+        self._n_pairs = len(pairs)
         weights_only = [(p.variable, mv) for p, mv in zip(self._prunable, self._mask_vars,
                                                              strict=True)]
 
@@ -178,6 +183,9 @@ class GlobalPruningCallback(keras.callbacks.Callback):
                         trainable=False, dtype=tf.bool)
             for p in self._prunable
         ]
+        opt = getattr(self.model, "optimizer", None)
+        if opt is not None and hasattr(opt, "_index_dict") and not getattr(opt, "_built", True):
+            opt.build(self.model.trainable_variables)  # create Adam's slots now, as fit would
         self._slots_ready = False
         self._build_apply()
         if self.masks and self.held:
@@ -199,9 +207,11 @@ class GlobalPruningCallback(keras.callbacks.Callback):
             self.held = True
 
     def on_train_batch_end(self, batch, logs=None) -> None:
-        if not self._slots_ready:  # optimizer slots exist after the first step
+        if not self._slots_ready:  # legacy optimizers create slots at the first step
             self._slots_ready = True
-            self._build_apply()
+            pairs = self._slot_pairs()
+            if len(pairs) != self._n_pairs:
+                self._build_apply(pairs)
         if self.held:
             self._apply_fn()
         self.step += 1
