@@ -92,30 +92,50 @@ static void ep_spmv_bitmask(const ep_matrix_t *m, const int16_t *x, int32_t *y)
     }
 }
 
+/* One RLE4 code: skip n zeros (moving to later rows as needed), then take one value. */
+#define EP_RLE4_CODE(n)                                   \
+    do {                                                  \
+        c += (n);                                         \
+        if (c >= cols) {                                  \
+            y[r] = sum;                                   \
+            do {                                          \
+                c -= cols;                                \
+                r++;                                      \
+            } while (c >= cols);                          \
+            sum = 0;                                      \
+        }                                                 \
+        if ((n) != 15u) {                                 \
+            sum += (int32_t)*w++ * x[c];                  \
+            c++;                                          \
+        }                                                 \
+    } while (0)
+
 static void ep_spmv_rle4(const ep_matrix_t *m, const int16_t *x, int32_t *y)
 {
     const uint8_t *code = (const uint8_t *)m->index;
     const int8_t *w = m->values;
-    uint32_t k = 0;
-    unsigned r = 0, c = 0, taken = 0;
+    const int8_t *end = w + m->nnz;
+    const unsigned cols = m->cols;
+    unsigned r, c = 0;
+    int32_t sum = 0;
     for (r = 0; r < m->rows; r++) {
         y[r] = 0;
     }
     r = 0;
-    while (taken < m->nnz) {
-        unsigned n = (code[k >> 1] >> ((k & 1u) * 4u)) & 15u;
-        k++;
-        c += n;
-        while (c >= m->cols) {
-            c -= m->cols;
-            r++;
+    while (w < end) {
+        unsigned b = *code++;
+        EP_RLE4_CODE(b & 15u);
+        if (w == end) {
+            break;
         }
-        if (n != 15u) {
-            y[r] += (int32_t)w[taken++] * x[c];
-            c++;
-        }
+        EP_RLE4_CODE(b >> 4);
+    }
+    if (m->nnz > 0) {
+        y[r] = sum;
     }
 }
+
+#undef EP_RLE4_CODE
 
 void ep_spmv(const ep_matrix_t *m, const int16_t *x, int32_t *y)
 {
