@@ -211,6 +211,19 @@ def test_masks_hold_through_fit_with_adam(legacy):
     assert np.count_nonzero(all_abs(model)) > 104 - num_pruned(0.75, 104)
 
 
+def test_one_shot_then_fine_tune_holding_masks():
+    model = rnn_model()
+    x, y = _data(model)
+    _compile(model)
+    masks = prune_global(model, 0.9)
+    cb = GlobalPruningCallback(None, masks=masks)
+    model.fit(x, y, batch_size=16, epochs=3, callbacks=[cb], verbose=0)
+    for p in collect_prunable(model):
+        w = p.variable.numpy()
+        assert (w[~masks[p.key]] == 0).all() and (w[masks[p.key]] != 0).all()
+    assert GlobalPruningCallback.from_config(cb.get_config(), masks=masks).schedule is None
+
+
 @pytest.mark.parametrize("kind", ["poly", "const"])
 def test_tfmot_schedules_drive_global_sparsity(kind):
     model = rnn_model()

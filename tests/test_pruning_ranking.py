@@ -126,7 +126,7 @@ def test_unknown_method_and_floor_on_fixed_allocation():
         keep_masks("global", [], 0.5)
 
 
-@pytest.mark.parametrize("s", [0.3, 0.8, 0.95])
+@pytest.mark.parametrize("s", [0.0, 0.01, 0.3, 0.8, 0.95, 0.999])
 def test_erk_sums_to_target_and_favours_small_layers(s):
     shapes = [(3, 3, 3, 16), (3, 3, 16, 32), (800, 10), (10, 2)]
     sizes = np.array([np.prod(sh) for sh in shapes])
@@ -134,6 +134,8 @@ def test_erk_sums_to_target_and_favours_small_layers(s):
     assert keep.sum() == sizes.sum() - num_pruned(s, int(sizes.sum()))
     assert (keep <= sizes).all() and (keep >= 0).all()
     density = keep / sizes
+    if not 0.05 < s < 0.99:  # extremes: all dense, or counts too small to compare
+        return
     assert density[3] >= density[2]  # the small head is denser than the big matrix
     # RigL formula for the layers left sparse: density proportional to sum/prod
     sparse = np.flatnonzero(keep < sizes)

@@ -51,7 +51,9 @@ class GlobalPruningCallback(keras.callbacks.Callback):
     """Prune ``self.model`` during ``fit`` to a tfmot schedule's global sparsity.
 
     Args:
-      schedule: a ``tfmot.sparsity.keras.PruningSchedule`` (global target per step).
+      schedule: a ``tfmot.sparsity.keras.PruningSchedule`` (global target per step), or
+        ``None`` to only hold the given ``masks`` (fine-tuning after one-shot pruning:
+        ``GlobalPruningCallback(None, masks=prune_global(model, 0.9))``).
       min_threshold: Minimum Threshold (fraction of all prunable weights, or an int
         count); ``None`` = the method's default (0.05 % for ``global_mt``).
       frequency: prune every ``frequency`` steps within the schedule's
@@ -78,7 +80,11 @@ class GlobalPruningCallback(keras.callbacks.Callback):
         self.method = method
         self.schedule = schedule
         self.frequency = frequency
-        schedule_at(schedule, 0, frequency)  # validates schedule and frequency early
+        if schedule is None:
+            if not masks:
+                raise ValueError("schedule=None holds given masks: pass masks=")
+        else:
+            schedule_at(schedule, 0, frequency)  # validates schedule and frequency early
         self.seed = int(seed)
         self.masks: Masks | None = (
             {k: np.asarray(v, dtype=bool) for k, v in masks.items()} if masks else None
@@ -93,7 +99,7 @@ class GlobalPruningCallback(keras.callbacks.Callback):
     def get_config(self) -> dict:
         """JSON-able constructor arguments, including the current ``step`` (not masks)."""
         return {
-            "schedule": serialize_schedule(self.schedule),
+            "schedule": None if self.schedule is None else serialize_schedule(self.schedule),
             "min_threshold": self._min_threshold_arg,
             "frequency": self.frequency,
             "method": self.method,
@@ -107,7 +113,8 @@ class GlobalPruningCallback(keras.callbacks.Callback):
                     masks: Masks | None = None) -> GlobalPruningCallback:
         """Rebuild from :meth:`get_config` (masks passed separately)."""
         cfg = dict(config)
-        cfg["schedule"] = deserialize_schedule(cfg["schedule"], custom_objects)
+        if cfg["schedule"] is not None:
+            cfg["schedule"] = deserialize_schedule(cfg["schedule"], custom_objects)
         return cls(**cfg, masks=masks)
 
     def save_state(self, path: str | os.PathLike) -> None:
@@ -164,7 +171,7 @@ class GlobalPruningCallback(keras.callbacks.Callback):
         self._prunable = collect_prunable(self.model)
         if self.masks:
             check_masks(self._prunable, self.masks)
-        target = final_sparsity(self.schedule)
+        target = None if self.schedule is None else final_sparsity(self.schedule)
         if target is not None:
             check_sparsity(target, "scheduled sparsity")
             if self.min_threshold:
@@ -193,6 +200,8 @@ class GlobalPruningCallback(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None) -> None:
         step = self.step
+        if self.schedule is None:  # hold only
+            return
         should, sparsity = schedule_at(self.schedule, step, self.frequency)
         if self.method == "iht":
             end = getattr(self.schedule, "end_step", -1)
@@ -217,6 +226,6 @@ class GlobalPruningCallback(keras.callbacks.Callback):
         self.step += 1
 
     def on_train_end(self, logs=None) -> None:
-        if self.method == "iht" and not self.held and self.masks is not None:
+        if self.method == "iht" and not self.held and self.masks and self.schedule is not None:
             sparsity = schedule_at(self.schedule, self.step)[1]
             self._set_masks(self._compute(sparsity), slots=False)
