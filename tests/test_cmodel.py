@@ -75,7 +75,7 @@ def build(out: pathlib.Path, im, name: str, flags: list[str] | None = None,
     cmd = [cc, *WARN, "-O1", *(flags or []), "-DEP_MODEL_DEFAULT_ALIASES",
            "-include", paths["header"].name, "-I", str(out), "-I", str(C_DIR),
            str(C_DIR / "ep_host_driver.c"), str(paths["source"]), str(C_DIR / "ep_kernels.c"),
-           "-o", str(exe)]
+           str(C_DIR / "ep_cnn.c"), "-o", str(exe)]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return exe
 

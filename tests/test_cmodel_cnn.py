@@ -108,3 +108,90 @@ def test_maxpool_and_gap_reference_edge_cases():
     assert ref.maxpool1d(x, 6, 1).shape == (2, 0, 3)
     one = cmodel.Requant.from_real(1 / 5, "gap")
     np.testing.assert_array_equal(ref.gap1d(x, one.mult, one.shift), np.rint(x.mean(axis=1)))
+
+
+# ---------------------------------------------------------------- whole generated CNN
+def har_cnn_layers(seed: int = 0, sparsity: float = 0.9, padding: str = "same") -> list[dict]:
+    """Random layers of edgeprune.models.har_cnn's shape, globally magnitude-pruned."""
+    r = np.random.default_rng(seed)
+    convs = [(9, 16), (16, 32), (32, 64)]
+    layers: list[dict] = []
+    for i, (cin, cout) in enumerate(convs):
+        layers.append({"type": "conv1d", "name": f"conv{i}", "padding": padding, "stride": 1,
+                       "relu": True, "kernel": r.normal(0, (2 / (5 * cin)) ** 0.5, (5, cin, cout)),
+                       "bias": r.normal(0, 0.05, cout)})
+        if i < 2:
+            layers.append({"type": "maxpool1d", "name": f"pool{i}", "pool": 2, "stride": 2})
+    layers += [{"type": "gap1d", "name": "gap"},
+               {"type": "dense", "name": "dense", "relu": True,
+                "kernel": r.normal(0, 0.25, (64, 32)), "bias": r.normal(0, 0.05, 32)},
+               {"type": "dense", "name": "logits", "relu": False,
+                "kernel": r.normal(0, 0.25, (32, 2)), "bias": np.zeros(2)}]
+    flat = np.concatenate([np.abs(lay["kernel"]).ravel() for lay in layers if "kernel" in lay])
+    thr = np.sort(flat)[int(sparsity * flat.size)]
+    for lay in layers:
+        if "kernel" in lay:
+            lay["kernel"] = np.where(np.abs(lay["kernel"]) >= thr, lay["kernel"], 0.0)
+    return layers
+
+
+def _windows(n, seed):
+    from tests.test_cmodel import SYN_MEAN, SYN_STD, synthetic_windows
+
+    return synthetic_windows(n, seed), SYN_MEAN, SYN_STD
+
+
+@pytest.mark.parametrize("padding, formats", [("same", None), ("valid", {"conv1": "csr16"})])
+def test_generated_cnn_matches_reference(tmp_path, padding, formats):
+    from tests.test_cmodel import build, run
+
+    cal, mean, std = _windows(48, 1)
+    layers = har_cnn_layers(padding=padding)
+    im = cmodel.quantize_cnn(layers, mean, std, cal, formats=formats)
+    x = cmodel.quantize_input(im, _windows(12, 2)[0])
+    exe = build(tmp_path, im, "cnn")
+    c_cls, c_scores = run(exe, x)
+    r_cls, r_scores = cmodel.reference_predict(im, x)
+    np.testing.assert_array_equal(c_scores, r_scores)
+    np.testing.assert_array_equal(c_cls, r_cls)
+    f_logits = cmodel.cnn_float_forward(layers, (_windows(12, 2)[0] - mean) / std)
+    err = np.abs(r_scores * im.score_scale - f_logits).max() / np.abs(f_logits).max()
+    assert err < 0.05, err
+    rep = cmodel.measure_bytes(tmp_path / "cnn_model.c")
+    print(f"HAR CNN 90% ({padding}): {rep.model_bytes} B model, {rep.code_bytes} B code, "
+          f"{rep.ram_bytes} B RAM; formats "
+          f"{[(lay.name, lay.matrix.format) for lay in im.layers if lay.matrix is not None]}")
+    assert rep.model_bytes < 4096 and rep.ram_bytes == rep.scratch_bytes
+
+
+def test_cnn_layer_errors_name_the_layer():
+    cal, mean, std = _windows(4, 1)
+    layers = har_cnn_layers()
+    with pytest.raises(ValueError, match="layer 'bn'.*not supported"):
+        cmodel.quantize_cnn(layers[:2] + [{"type": "batchnorm", "name": "bn"}] + layers[2:],
+                            mean, std, cal)
+    bad = [dict(lay) for lay in layers]
+    bad[0]["kernel"] = np.full_like(bad[0]["kernel"], np.nan)
+    with pytest.raises(ValueError, match="layer 'conv0': kernel holds NaN"):
+        cmodel.quantize_cnn(bad, mean, std, cal)
+    with pytest.raises(ValueError, match="last layer .* must be a Dense"):
+        cmodel.quantize_cnn(layers[:-3], mean, std, cal)
+    with pytest.raises(ValueError, match="does not take 9 channels"):
+        cmodel.quantize_cnn(layers[2:], mean, std, cal)
+
+
+def test_cnn_layers_from_keras_har_cnn_and_unsupported_layer():
+    keras = pytest.importorskip("tf_keras")
+    from edgeprune.models import har_cnn
+
+    layers = cmodel.cnn_layers_from_keras(har_cnn(seed=0))
+    assert [lay["type"] for lay in layers] == ["conv1d", "maxpool1d", "conv1d", "maxpool1d",
+                                               "conv1d", "gap1d", "dense", "dense"]
+    x = np.random.default_rng(0).normal(size=(4, 128, 9)).astype(np.float32)
+    model = har_cnn(seed=0)
+    np.testing.assert_allclose(cmodel.cnn_float_forward(cmodel.cnn_layers_from_keras(model), x),
+                               model(x).numpy(), rtol=1e-4, atol=1e-4)
+    inp = keras.Input((128, 9))
+    bn = keras.layers.BatchNormalization(name="bn0")(keras.layers.Conv1D(4, 3)(inp))
+    with pytest.raises(ValueError, match="layer 'bn0' \\(BatchNormalization\\) is not supported"):
+        cmodel.cnn_layers_from_keras(keras.Model(inp, bn))

@@ -10,6 +10,20 @@ static int32_t ep_sat64(int64_t v)
     return v > INT32_MAX ? INT32_MAX : (v < INT32_MIN ? INT32_MIN : (int32_t)v);
 }
 
+void ep_normalize_input(const int16_t *raw, uint16_t steps, uint16_t d, const int16_t *mult,
+                        const int16_t *mean, int shift, int16_t *x)
+{
+    const int32_t round = (int32_t)1 << (shift - 1);
+    unsigned t, i;
+    for (t = 0; t < steps; t++) {
+        for (i = 0; i < d; i++) {
+            x[i] = ep_sat16((((int32_t)raw[i] - mean[i]) * mult[i] + round) >> shift);
+        }
+        raw += d;
+        x += d;
+    }
+}
+
 static int16_t ep_out16(int32_t acc, int32_t mult, int shift, int relu)
 {
     int32_t v = ep_requant(acc, mult, shift);

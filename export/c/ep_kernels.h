@@ -166,6 +166,13 @@ int ep_fastgrnn_predict(const ep_fastgrnn_t *p, const int16_t *window, uint16_t 
  * y = sat16(relu?(round((acc + bias) * mult / 2^shift))) with int32 acc and bias.
  */
 
+/**
+ * Input stage: x[t][c] = sat16(((raw[t][c] - mean[c]) * mult[c] + 2^(shift-1)) >> shift)
+ * for t < steps (mult 0 .. 16383, shift 1 .. 30), as in ep_fastgrnn_step.
+ */
+void ep_normalize_input(const int16_t *raw, uint16_t steps, uint16_t d, const int16_t *mult,
+                        const int16_t *mean, int shift, int16_t *x);
+
 /** Conv1D: y[t][co] for t < t_out over the zero-padded input (Keras 'valid' or 'same'). */
 typedef struct {
     ep_matrix_t w;          /* rows = c_out, cols = kernel * c_in, col = tap * c_in + ci */

@@ -9,10 +9,19 @@ Typical use::
     classes, scores = cmodel.reference_predict(im, x16)                 # bit-exact with C
     report = cmodel.measure_bytes("out/har2_model.c")                    # model/code/ram bytes
 
-The C side is ``export/c/ep_kernels.{h,c}`` (``cmodel.C_DIR``) plus the generated files.
+The HAR CNN goes the same way: ``quantize_cnn(cnn_layers_from_keras(model), ...)``.
+The C side is ``export/c/ep_kernels.{h,c}`` and ``ep_cnn.c`` (``cmodel.C_DIR``) plus the
+generated files.
 """
 
-from export.cmodel.codegen import C_DIR, generate_c, render
+from export.cmodel.cnn import (
+    IntCNN,
+    cnn_float_forward,
+    cnn_layers_from_keras,
+    quantize_cnn,
+    reference_predict_cnn,
+)
+from export.cmodel.codegen import C_DIR, generate_c, render, render_cnn
 from export.cmodel.measure import ByteReport, measure_bytes
 from export.cmodel.quant import (
     IntFastGRNN,
@@ -27,8 +36,9 @@ from export.cmodel.reference import float_predict, reference_predict
 from export.cmodel.sparse import FORMATS, SparseMatrix, decode, encode, format_sizes, pick_format
 
 __all__ = [
-    "C_DIR", "FORMATS", "ByteReport", "IntFastGRNN", "Requant", "SparseMatrix",
-    "check_params", "decode", "encode", "float_forward", "float_predict", "format_sizes",
-    "generate_c", "measure_bytes", "pick_format", "quantize_fastgrnn", "quantize_input",
-    "reference_predict", "render", "sigmoid_lut",
+    "C_DIR", "FORMATS", "ByteReport", "IntCNN", "IntFastGRNN", "Requant", "SparseMatrix",
+    "check_params", "cnn_float_forward", "cnn_layers_from_keras", "decode", "encode",
+    "float_forward", "float_predict", "format_sizes", "generate_c", "measure_bytes",
+    "pick_format", "quantize_cnn", "quantize_fastgrnn", "quantize_input", "reference_predict",
+    "reference_predict_cnn", "render", "render_cnn", "sigmoid_lut",
 ]

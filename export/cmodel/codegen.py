@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from export.cmodel.cnn import IntCNN, cnn_scratch_layout
 from export.cmodel.quant import GATE_NL, MATRICES, UPDATE_NL, IntFastGRNN
 from export.cmodel.sparse import FORMAT_TAGS, SparseMatrix, format_sizes
 
@@ -111,6 +112,53 @@ def scratch_bytes(m: IntFastGRNN) -> int:
             + 2 * (m.input_dim + m.w_rank + m.u_rank) + 2 * m.hidden)
 
 
+def _header_text(name: str, comment: str, steps: int, d: int, classes: int,
+                 scratch: int) -> str:
+    up = name.upper()
+    guard = f"EP_{up}_MODEL_H"
+    header = f"""{comment}
+#ifndef {guard}
+#define {guard}
+
+#include <stdint.h>
+
+#include "ep_kernels.h"
+
+#define EP_{up}_STEPS {steps}
+#define EP_{up}_CHANNELS {d}
+#define EP_{up}_INPUT_LEN ({steps} * {d})
+#define EP_{up}_CLASSES {classes}
+#define EP_{up}_SCRATCH_BYTES {scratch}
+
+#ifdef EP_MODEL_DEFAULT_ALIASES /* lets one generic driver use this model */
+#define EP_MODEL_INPUT_LEN EP_{up}_INPUT_LEN
+#define EP_MODEL_CLASSES EP_{up}_CLASSES
+#define EP_MODEL_SCRATCH_BYTES EP_{up}_SCRATCH_BYTES
+#define EP_MODEL_PREDICT ep_{name}_predict
+#endif
+
+#ifdef __cplusplus
+extern "C" {{
+#endif
+
+/**
+ * Classify one window. window: EP_{up}_INPUT_LEN int16 samples, time-major (see the
+ * comment above); scratch: EP_{up}_SCRATCH_BYTES bytes, 4-byte aligned, caller-owned;
+ * scores: EP_{up}_CLASSES int32 logits (written). Returns the class (first argmax).
+ * No heap, no floating point, reentrant (all state lives in scratch).
+ */
+int ep_{name}_predict(const int16_t window[EP_{up}_INPUT_LEN], void *scratch,
+                      int32_t scores[EP_{up}_CLASSES]);
+
+#ifdef __cplusplus
+}}
+#endif
+
+#endif /* {guard} */
+"""
+    return header
+
+
 def render(model: IntFastGRNN, name: str,
            provenance: Mapping[str, object] | None = None) -> tuple[str, str]:
     """The header and source text of the generated model (no I/O)."""
@@ -149,47 +197,7 @@ def render(model: IntFastGRNN, name: str,
         f" * Scores: int32 logits in units of {m.score_scale:.9g} (argmax = class).",
         " */",
     ])
-    guard = f"EP_{up}_MODEL_H"
-    header = f"""{comment}
-#ifndef {guard}
-#define {guard}
-
-#include <stdint.h>
-
-#include "ep_kernels.h"
-
-#define EP_{up}_STEPS {steps}
-#define EP_{up}_CHANNELS {m.input_dim}
-#define EP_{up}_INPUT_LEN ({steps} * {m.input_dim})
-#define EP_{up}_CLASSES {m.classes}
-#define EP_{up}_SCRATCH_BYTES {scratch}
-
-#ifdef EP_MODEL_DEFAULT_ALIASES /* lets one generic driver use this model */
-#define EP_MODEL_INPUT_LEN EP_{up}_INPUT_LEN
-#define EP_MODEL_CLASSES EP_{up}_CLASSES
-#define EP_MODEL_SCRATCH_BYTES EP_{up}_SCRATCH_BYTES
-#define EP_MODEL_PREDICT ep_{name}_predict
-#endif
-
-#ifdef __cplusplus
-extern "C" {{
-#endif
-
-/**
- * Classify one window. window: EP_{up}_INPUT_LEN int16 samples, time-major (see the
- * comment above); scratch: EP_{up}_SCRATCH_BYTES bytes, 4-byte aligned, caller-owned;
- * scores: EP_{up}_CLASSES int32 logits (written). Returns the class (first argmax).
- * No heap, no floating point, reentrant (all state lives in scratch).
- */
-int ep_{name}_predict(const int16_t window[EP_{up}_INPUT_LEN], void *scratch,
-                      int32_t scores[EP_{up}_CLASSES]);
-
-#ifdef __cplusplus
-}}
-#endif
-
-#endif /* {guard} */
-"""
+    header = _header_text(name, comment, steps, m.input_dim, m.classes, scratch)
     p = f"ep_{name}"
     i8, u8, i16 = _Pool(np.int8), _Pool(np.uint8), _Pool(np.int16)
     u16, i32 = _Pool(np.uint16), _Pool(np.int32)
@@ -255,6 +263,136 @@ int ep_{name}_predict(const int16_t window[EP_{up}_INPUT_LEN], void *scratch,
     return header, source
 
 
+def _ptr(p: str, pool: str, off: int, n: int) -> str:
+    return f"{p}.{pool} + {off}" if n else "NULL"
+
+
+def render_cnn(model: IntCNN, name: str,
+               provenance: Mapping[str, object] | None = None) -> tuple[str, str]:
+    """Header and source text of a generated integer CNN (no I/O)."""
+    name = check_name(name)
+    up = name.upper()
+    m = model
+    p = f"ep_{name}"
+    lay_out = cnn_scratch_layout(m)
+    scratch = lay_out["total"]
+    fmt_lines, members, inits, calls = [], [], [], []
+    i8, u8, i16 = _Pool(np.int8), _Pool(np.uint8), _Pool(np.int16)
+    u16, i32 = _Pool(np.uint16), _Pool(np.int32)
+    im = i16.add("in_mult", m.in_mult)
+    imean = i16.add("in_mean", m.in_mean)
+    cur, other = "a", "b"
+    calls.append(f"    ep_normalize_input(window, {m.steps}, {m.input_dim}, {p}.i16 + {im}, "
+                 f"{p}.i16 + {imean}, {m.in_shift}, a);")
+    for k, lay in enumerate(m.layers):
+        shape = f"{lay.t_in}x{lay.c_in} -> {lay.t_out}x{lay.c_out}"
+        if lay.matrix is not None:
+            s = lay.matrix
+            sizes = ", ".join(f"{f} {b}" for f, b in format_sizes(s.to_dense()).items()
+                              if b is not None)
+            fmt_lines.append(f" *   {lay.name} ({lay.kind}) {s.rows}x{s.cols} nnz {s.nnz} -> "
+                             f"{s.format} ({s.nbytes} B; {sizes})")
+            voff = i8.add(f"{lay.name} values ({s.format})", s.values)
+            ipool = "u16" if s.format == "csr16" else "u8"
+            ioff = (u16 if ipool == "u16" else u8).add(f"{lay.name} index ({s.format})", s.index)
+            boff = i32.add(f"{lay.name} bias", lay.bias)
+            mat = (f"{{ {_ptr(p, 'i8', voff, s.values.size)}, "
+                   f"{_ptr(p, ipool, ioff, s.index.size)}, {s.rows}, {s.cols}, {s.nnz}, "
+                   f"{FORMAT_TAGS[s.format]} }}")
+        if lay.kind == "conv1d":
+            members.append(f"    ep_conv1d_t l{k}; /* {lay.name}: {shape} */")
+            inits.append(f"    {{ {mat}, {p}.i32 + {boff}, {lay.rq.mult}, {lay.t_in}, "
+                         f"{lay.c_in}, {lay.kernel}, {lay.stride}, {lay.pad_left}, "
+                         f"{lay.t_out}, {lay.rq.shift}, {int(lay.relu)} }}")
+            calls.append(f"    ep_conv1d(&{p}.l{k}, {cur}, {other}, patch, acc); "
+                         f"/* {lay.name}: {shape} */")
+            cur, other = other, cur
+        elif lay.kind == "maxpool1d":
+            calls.append(f"    ep_maxpool1d({cur}, {lay.t_in}, {lay.c_in}, {lay.kernel}, "
+                         f"{lay.stride}, {other}); /* {lay.name}: {shape} */")
+            cur, other = other, cur
+        elif lay.kind == "gap1d":
+            calls.append(f"    ep_gap1d({cur}, {lay.t_in}, {lay.c_in}, {lay.rq.mult}, "
+                         f"{lay.rq.shift}, {other}); /* {lay.name}: {shape} */")
+            cur, other = other, cur
+        else:
+            members.append(f"    ep_matrix_t l{k}; /* {lay.name}: {shape} */")
+            inits.append(f"    {mat}")
+            if lay.logits:
+                calls.append(f"    ep_dense(&{p}.l{k}, {p}.i32 + {boff}, 0, 0, 0, {cur}, NULL, "
+                             f"scores); /* {lay.name}: logits */")
+            else:
+                calls.append(f"    ep_dense(&{p}.l{k}, {p}.i32 + {boff}, {lay.rq.mult}, "
+                             f"{lay.rq.shift}, {int(lay.relu)}, {cur}, {other}, acc); "
+                             f"/* {lay.name}: {shape} */")
+                cur, other = other, cur
+    paper = sum(lay.matrix.nbytes for lay in m.layers if lay.matrix is not None)
+    prov_lines = [f" *   {k}: {v}" for k, v in sorted((provenance or {}).items())]
+    scales = ", ".join(_fmt_scale(v) for v in m.in_scale)
+    comment = "\n".join([
+        "/*",
+        f" * {name}_model -- generated by edgeprune (export.cmodel); do not edit.",
+        f" * Integer-only sparse 1-D CNN ({len(m.layers)} layers, input {m.steps}x"
+        f"{m.input_dim}, classes {m.classes}).",
+        f" *   weight sparsity (float params): {m.meta.get('sparsity', 0.0):.4f}; "
+        f"int8 nonzeros: {m.meta.get('nnz_int8', '?')}; matrix bytes (values + index): {paper}",
+        *prov_lines,
+        " * Storage format per layer (rows = output channels), bytes of every format:",
+        *fmt_lines,
+        " * Input: window[t * CHANNELS + c] = round(x[t][c] / in_scale[c]) saturated to int16,",
+        " *   x = raw (not normalised) sample; normalisation runs in fixed point inside.",
+        f" *   in_scale = {{{scales}}}",
+        f" * Scores: int32 logits in units of {m.score_scale:.9g} (argmax = class).",
+        " */",
+    ])
+    header = _header_text(name, comment, m.steps, m.input_dim, m.classes, scratch)
+    pools = [pool.c_field() for pool in (i32, i16, u16, i8, u8)]
+    pool_members = "\n".join(f"    {decl}" for decl, _ in pools)
+    pool_inits = ",\n".join(f"    {init}" for _, init in pools)
+    uses_conv = any(lay.kind == "conv1d" for lay in m.layers)
+    uses_acc = any(lay.matrix is not None and not lay.logits for lay in m.layers)
+    bufs = [f"    int16_t *a = (int16_t *)((uint8_t *)scratch + {lay_out['a']});",
+            f"    int16_t *b = (int16_t *)((uint8_t *)scratch + {lay_out['b']});"]
+    if uses_conv:
+        bufs.append(f"    int16_t *patch = (int16_t *)((uint8_t *)scratch + {lay_out['patch']});")
+    if uses_acc:
+        bufs.append("    int32_t *acc = (int32_t *)scratch;")
+    source = f"""{comment}
+
+#include "{name}_model.h"
+
+/*
+ * All constant data of the model lives in one object (layer descriptors + five typed
+ * pools), so the compiler adds no padding between arrays beyond natural alignment.
+ */
+typedef struct {{
+{chr(10).join(members)}
+{pool_members}
+}} {p}_data_t;
+
+static const {p}_data_t {p} = {{
+{("," + chr(10)).join(inits)},
+{pool_inits}
+}};
+
+int ep_{name}_predict(const int16_t window[EP_{up}_INPUT_LEN], void *scratch,
+                      int32_t scores[EP_{up}_CLASSES])
+{{
+{chr(10).join(bufs)}
+    int k, best = 0;
+{chr(10).join(calls)}
+    (void)b;
+    for (k = 1; k < EP_{up}_CLASSES; k++) {{
+        if (scores[k] > scores[best]) {{
+            best = k;
+        }}
+    }}
+    return best;
+}}
+"""
+    return header, source
+
+
 def _atomic_write(path: pathlib.Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -267,17 +405,21 @@ def _atomic_write(path: pathlib.Path, text: str) -> None:
         raise
 
 
-def generate_c(model: IntFastGRNN, out_dir: str | os.PathLike, name: str,
+def generate_c(model: IntFastGRNN | IntCNN, out_dir: str | os.PathLike, name: str,
                provenance: Mapping[str, object] | None = None,
                copy_kernels: bool = False) -> dict[str, pathlib.Path]:
-    """Write ``<name>_model.h`` and ``<name>_model.c`` into ``out_dir`` (created if needed).
+    """Write ``<name>_model.h`` and ``<name>_model.c`` (FastGRNN or CNN) into ``out_dir``.
 
     ``provenance``: extra lines for the comment block (e.g. model, accuracy, sparsity);
     ``steps`` sets the window length (default 128). ``copy_kernels`` also copies
-    ``ep_kernels.h/.c`` beside them. Returns ``{"header", "source"[, "kernels_h",
-    "kernels_c"]}``. Raises ``OSError`` (one line) when ``out_dir`` is not writable.
+    ``ep_kernels.h/.c`` and ``ep_cnn.c`` beside them. Returns ``{"header", "source"[,
+    "kernels_h", "kernels_c", "cnn_c"]}``. Raises ``OSError`` (one line) when ``out_dir``
+    is not writable.
     """
-    header, source = render(model, name, provenance)
+    if isinstance(model, IntCNN):
+        header, source = render_cnn(model, name, provenance)
+    else:
+        header, source = render(model, name, provenance)
     out = pathlib.Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -287,7 +429,8 @@ def generate_c(model: IntFastGRNN, out_dir: str | os.PathLike, name: str,
         _atomic_write(paths["header"], header)
         _atomic_write(paths["source"], source)
         if copy_kernels:
-            for key, fname in (("kernels_h", "ep_kernels.h"), ("kernels_c", "ep_kernels.c")):
+            for key, fname in (("kernels_h", "ep_kernels.h"), ("kernels_c", "ep_kernels.c"),
+                               ("cnn_c", "ep_cnn.c")):
                 paths[key] = out / fname
                 _atomic_write(paths[key], (C_DIR / fname).read_text(encoding="ascii"))
     except OSError as e:

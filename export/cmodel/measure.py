@@ -2,9 +2,9 @@
 
 model_bytes = constant data sections of the model object (``.rodata*``, ``.data.rel.ro*``,
 ``.srodata*``): weights, indices, scales, biases, normalisation constants and the params
-struct. code_bytes = ``.text*`` of the kernels object plus the model's tiny predict
-wrapper. ram_bytes = the scratch macro (which holds the state) plus any ``.data``/``.bss``
-of both objects (expected 0). 1 KB = 1024 B.
+struct. code_bytes = ``.text*`` of the kernels object (``ep_kernels.c``, plus ``ep_cnn.c``
+for a CNN) plus the model's predict function. ram_bytes = the scratch macro (which holds
+the state) plus any ``.data``/``.bss`` of the objects (expected 0). 1 KB = 1024 B.
 """
 
 from __future__ import annotations
@@ -86,7 +86,10 @@ def measure_bytes(model_c: str | os.PathLike, toolchain: str = "host-gcc") -> By
     header = model_c.with_suffix(".h")
     with tempfile.TemporaryDirectory(prefix="ep_measure_") as tmp:
         objs = {}
-        for key, src in (("model", model_c), ("kernels", C_DIR / "ep_kernels.c")):
+        sources = [("model", model_c), ("kernels", C_DIR / "ep_kernels.c")]
+        if "ep_normalize_input(" in model_c.read_text(encoding="ascii"):
+            sources.append(("cnn", C_DIR / "ep_cnn.c"))
+        for key, src in sources:
             obj = pathlib.Path(tmp) / f"{key}.o"
             res = subprocess.run([cc, *flags, "-I", str(C_DIR), "-I", str(model_c.parent),
                                   "-c", str(src), "-o", str(obj)], capture_output=True, text=True)
@@ -94,11 +97,11 @@ def measure_bytes(model_c: str | os.PathLike, toolchain: str = "host-gcc") -> By
                 raise OSError(f"{cc} failed on {src.name}: {res.stderr.strip().splitlines()[-1:]}")
             objs[key] = section_sizes(obj, size_tool)
     scratch = _scratch_macro(header)
-    model, kern = objs["model"], objs["kernels"]
+    model = objs["model"]
     return ByteReport(
         model_bytes=_sum(model, _CONST),
-        code_bytes=_sum(kern, _CODE) + _sum(model, _CODE),
-        ram_bytes=scratch + _sum(model, _RAM) + _sum(kern, _RAM),
+        code_bytes=sum(_sum(o, _CODE) for o in objs.values()),
+        ram_bytes=scratch + sum(_sum(o, _RAM) for o in objs.values()),
         toolchain=toolchain,
         scratch_bytes=scratch,
         sections=objs,

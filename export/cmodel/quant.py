@@ -229,6 +229,39 @@ def _pow2_bias(b: np.ndarray, pre_frac: int, what: str) -> tuple[np.ndarray, int
     return np.clip(np.rint(b * 2.0**e), -127, 127).astype(np.int8), shift
 
 
+def _input_stage(mean, std, cal: np.ndarray, normalized: bool, in_scale, d: int) -> dict:
+    """Validate mean/std/in_scale; return raw calibration windows and a ``fit(s_x)`` that
+    gives the fixed-point input stage (in_mult, in_mean, in_shift) for input scale ``s_x``."""
+    mean = np.asarray(mean, dtype=np.float64).reshape(-1)
+    std = np.asarray(std, dtype=np.float64).reshape(-1)
+    if mean.shape != (d,) or std.shape != (d,):
+        raise ValueError(f"mean and std must have shape ({d},), got {mean.shape} and {std.shape}")
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
+        raise ValueError("mean/std must be finite and std > 0")
+    raw = cal * std + mean if normalized else cal
+    if in_scale is None:
+        amax = np.maximum(np.abs(raw).max(axis=(0, 1)), 1e-6)
+        in_scale = 2.0 ** np.ceil(np.log2(amax * 2.0 / 32767.0))
+    in_scale = np.asarray(in_scale, dtype=np.float64).reshape(-1)
+    if in_scale.shape != (d,) or not np.all(np.isfinite(in_scale) & (in_scale > 0)):
+        raise ValueError(f"in_scale must be {d} positive finite numbers")
+
+    def fit(s_x: float) -> dict:
+        m_real = in_scale / (std * s_x)
+        in_shift = min(30, math.floor(math.log2(16383.0 / m_real.max())))
+        in_mean = np.rint(mean / in_scale)
+        if in_shift < 1 or np.abs(in_mean).max() > 32767:
+            raise ValueError("in_scale does not fit the fixed-point input stage (mean or "
+                             "1/std out of range)")
+        in_mult = np.rint(m_real * 2.0**in_shift).astype(np.int64)
+        if in_mult.min() < 1:
+            raise ValueError("in_scale spread across channels is too wide for the input stage")
+        return {"in_mult": in_mult.astype(np.int16), "in_mean": in_mean.astype(np.int16),
+                "in_shift": int(in_shift)}
+
+    return {"raw": raw, "mean": mean, "std": std, "in_scale": in_scale, "fit": fit}
+
+
 def quantize_fastgrnn(
     params: Mapping,
     mean: np.ndarray,
@@ -256,12 +289,6 @@ def quantize_fastgrnn(
     """
     p = check_params(params)
     d, H, C, rw, ru = p["d"], p["H"], p["C"], p["rw"], p["ru"]
-    mean = np.asarray(mean, dtype=np.float64).reshape(-1)
-    std = np.asarray(std, dtype=np.float64).reshape(-1)
-    if mean.shape != (d,) or std.shape != (d,):
-        raise ValueError(f"mean and std must have shape ({d},), got {mean.shape} and {std.shape}")
-    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
-        raise ValueError("mean/std must be finite and std > 0")
     cal = np.asarray(calibration, dtype=np.float64)
     if cal.ndim != 3 or cal.shape[2] != d or cal.shape[0] == 0:
         raise ValueError(f"calibration windows must have shape (N, T, {d}), got {cal.shape}")
@@ -276,28 +303,13 @@ def quantize_fastgrnn(
     bad = set(formats) - set(MATRICES)
     if bad:
         raise ValueError(f"formats names unknown matrices {sorted(bad)}; expected {MATRICES}")
-    cal = cal[:512]
-    raw = cal * std + mean if normalized else cal
-    x_norm = (raw - mean) / std
+    stage = _input_stage(mean, std, cal[:512], normalized, in_scale, d)
+    x_norm = (stage["raw"] - stage["mean"]) / stage["std"]
     _, rec = float_forward(params, x_norm, record=True)
-
-    # integer input and its in-model normalisation
-    if in_scale is None:
-        amax = np.maximum(np.abs(raw).max(axis=(0, 1)), 1e-6)
-        in_scale = 2.0 ** np.ceil(np.log2(amax * 2.0 / 32767.0))
-    in_scale = np.asarray(in_scale, dtype=np.float64).reshape(-1)
-    if in_scale.shape != (d,) or not np.all(np.isfinite(in_scale) & (in_scale > 0)):
-        raise ValueError(f"in_scale must be {d} positive finite numbers")
     s_x = max(rec["x"], 1e-6) * margin / 32767.0
-    m_real = in_scale / (std * s_x)
-    in_shift = min(30, math.floor(math.log2(16383.0 / m_real.max())))
-    in_mean = np.rint(mean / in_scale)
-    if in_shift < 1 or np.abs(in_mean).max() > 32767:
-        raise ValueError("in_scale does not fit the fixed-point input stage (mean or 1/std "
-                         "out of range)")
-    in_mult = np.rint(m_real * 2.0**in_shift).astype(np.int64)
-    if in_mult.min() < 1:
-        raise ValueError("in_scale spread across channels is too wide for the input stage")
+    stage.update(stage["fit"](s_x))
+    in_scale, in_mult, in_mean, in_shift = (stage[k] for k in ("in_scale", "in_mult",
+                                                               "in_mean", "in_shift"))
 
     mats: dict[str, np.ndarray | None] = {}
     scales: dict[str, float] = {}
@@ -358,7 +370,7 @@ def quantize_fastgrnn(
                                                        "dense_kernel") if k in p)
     return IntFastGRNN(
         input_dim=d, hidden=H, w_rank=rw, u_rank=ru, classes=C, matrices=enc,
-        in_scale=in_scale, in_mult=in_mult.astype(np.int16), in_mean=in_mean.astype(np.int16),
+        in_scale=in_scale, in_mult=in_mult, in_mean=in_mean,
         in_shift=int(in_shift), rq_a=rq_a, rq_w=rq_w, rq_v=rq_v, rq_u=rq_u,
         bias_gate=bg, bias_gate_shift=bg_shift, bias_update=bu, bias_update_shift=bu_shift,
         dense_bias=dense_bias.astype(np.int32),

@@ -109,11 +109,16 @@ def reference_step(m: IntFastGRNN, raw: np.ndarray, h: np.ndarray,
     return np.clip(t1 + t2, -m.h_max, m.h_max)
 
 
-def reference_predict(m: IntFastGRNN, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Bit-exact ``ep_fastgrnn_predict`` on int16 windows ``(N, T, d)``.
+def reference_predict(m, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bit-exact generated ``ep_<name>_predict`` on int16 windows ``(N, T, d)``.
 
-    Returns ``(classes (N,) int64, scores (N, C) int64)``; the class is the first argmax.
+    ``m`` is an ``IntFastGRNN`` or an ``IntCNN``. Returns ``(classes (N,) int64,
+    scores (N, C) int64)``; the class is the first argmax.
     """
+    from export.cmodel.cnn import IntCNN, reference_predict_cnn
+
+    if isinstance(m, IntCNN):
+        return reference_predict_cnn(m, windows)
     w = _check_windows(m, windows)
     h = np.zeros((w.shape[0], m.hidden), dtype=np.int64)
     mt = _decoded(m)
