@@ -248,3 +248,47 @@ def test_predict_wrong_windows(bundle_int8: T.FastGRNNTFLite) -> None:
         T.predict_tflite(bundle_int8, np.zeros((2, SEQ, 3), np.float32))
     with pytest.raises(ValueError, match="not a loadable TFLite model"):
         T.predict_tflite(b"garbage bytes", np.zeros((2, SEQ, D), np.float32))
+
+
+def test_bundle_roundtrip(tmp_path, bundle_int8: T.FastGRNNTFLite) -> None:
+    paths = bundle_int8.save(tmp_path, "fg")
+    back = T.FastGRNNTFLite.load(paths["meta"])
+    assert back.step == bundle_int8.step and back.head == bundle_int8.head
+    assert (back.seq_len, back.hidden, back.quantization) == (SEQ, H, "int8")
+
+
+@pytest.mark.slow
+def test_conversion_deterministic_across_processes() -> None:
+    """Same params and representative set in two fresh processes -> identical bytes."""
+    import hashlib
+    import subprocess
+    import sys
+
+    code = (
+        f"import numpy as np, hashlib, sys; sys.path.insert(0, {os.path.dirname(__file__)!r})\n"
+        "import export.tflite as T\n"
+        "from test_tflite import random_params\n"
+        "w = np.random.default_rng(1).normal(size=(4, 128, 9)).astype(np.float32)\n"
+        "b = T.fastgrnn_to_tflite(random_params(), 'int8', w)\n"
+        "print(hashlib.sha256(b.step + b.head).hexdigest())\n"
+    )
+    outs = [
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       check=True).stdout.split()[-1]
+        for _ in range(2)
+    ]
+    assert outs[0] == outs[1] and len(outs[0]) == len(hashlib.sha256().hexdigest())
+
+
+def test_step_int16x8(
+    params: dict, windows: np.ndarray, bundle_int8: T.FastGRNNTFLite
+) -> None:
+    """16x8 mode: int8 weights, int16 state; closer to float than int8."""
+    b = T.fastgrnn_to_tflite(params, "int16x8", windows[:24])
+    ind = make_interpreter(b.step).get_input_details()
+    assert {d["dtype"] for d in ind} == {np.int16}
+    ref = T.reference_forward(params, windows)
+    out = T.predict_tflite(b, windows)
+    assert (out.argmax(1) == ref.argmax(1)).mean() >= 0.95
+    err8 = np.abs(T.predict_tflite(bundle_int8, windows) - ref).mean()
+    assert np.abs(out - ref).mean() < 0.5 * err8

@@ -55,6 +55,12 @@ def test_tflm_matches_litert(bundle: T.FastGRNNTFLite, cnn_int8: bytes, windows)
     assert r["label_agreement"] == 1.0 and r["max_lsb_diff"] <= 1.0
 
 
+def test_tflm_runs_int16x8(windows) -> None:
+    b = T.fastgrnn_to_tflite(_params(), "int16x8", windows[:4])
+    r = T.compare_tflm_litert(b, windows[:6])
+    assert r["label_agreement"] == 1.0 and r["max_abs_diff"] < 0.05
+
+
 def test_arena_size(bundle: T.FastGRNNTFLite) -> None:
     a = T.tflm_arena_size(bundle.head)
     assert 0 < a["reported"] <= a["minimal"] < 4096 and a["minimal"] % 16 == 0

@@ -3,8 +3,9 @@
   check-runtime214 MODEL.tflite ...   run int8 models in tflite-runtime 2.14 (own venv);
                                       exit 1 if any fails to run
   arena MODEL.tflite ...              TFLM arena: reported and minimal bytes
-  carray MODEL.tflite OUT_DIR [--name model_data] [--arena N]
-                                      write <name>.h / <name>.cc for TFLite Micro
+  carray MODEL OUT_DIR [--name model_data] [--arena N]
+                                      write <name>.h / <name>.cc for TFLite Micro;
+                                      MODEL is a .tflite or a FastGRNN bundle's .json
 """
 
 from __future__ import annotations
@@ -44,8 +45,13 @@ def main(argv: list[str] | None = None) -> int:
             for m in args.models:
                 print(json.dumps({"model": m, **t.tflm_arena_size(Path(m).read_bytes())}))
             return 0
-        paths = t.write_tflm_array(Path(args.model).read_bytes(), args.out_dir, args.name,
-                                   args.arena, provenance=f"from {Path(args.model).name}")
+        model = (
+            t.FastGRNNTFLite.load(args.model)
+            if args.model.endswith(".json")
+            else Path(args.model).read_bytes()
+        )
+        paths = t.write_tflm_array(model, args.out_dir, args.name, args.arena,
+                                   provenance=f"from {Path(args.model).name}")
         print(json.dumps(paths))
         return 0
     except (ValueError, OSError, RuntimeError) as exc:

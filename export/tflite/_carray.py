@@ -69,7 +69,8 @@ def _step_quant(bundle: FastGRNNTFLite) -> list[str]:
         "// assume): interpreter.input(kStepInputX) is x_t, interpreter.input(kStepInputH) is h.",
         f"constexpr int kStepInputX = {ix};",
         f"constexpr int kStepInputH = {ih};",
-        "// int8 quantisation (real = scale * (q - zero_point)); h_0 = 0 -> q = kHZeroPoint.",
+        f"// {bundle.quantization} model; I/O tensors are {ind[ix]['dtype'].__name__}.",
+        "// Quantisation: real = scale * (q - zero_point); h_0 = 0 -> q = kHZeroPoint.",
         "// After each step requantise h_next into h's parameters when they differ.",
     ]
     for cname, d in (
