@@ -15,8 +15,8 @@ Contract: :func:`collect_prunable` walks a built Keras 2 model (``tf_keras``) in
 
 Biases, normalisation parameters and other scalars/vectors (FastGRNN's zeta, nu) are
 never prunable. Layers known to hold only non-prunable weights (normalisation, PReLU)
-are skipped. Any other layer that owns weights raises ``ValueError`` naming it: the
-library refuses to guess. A "layer" in the Minimum Threshold sense is one prunable
+are skipped. Any other layer that owns trainable weights raises ``ValueError`` naming
+it: the library refuses to guess. A "layer" in the Minimum Threshold sense is one prunable
 weight tensor (a FastGRNN cell contributes ``W`` and ``U``, or ``W1, W2, U1, U2``).
 """
 
@@ -143,8 +143,8 @@ def _owned_weights(layer: keras.layers.Layer) -> list[tuple]:
         return [(layer, layer.kernel, "dense")]
     if isinstance(layer, L.Embedding):
         return [(layer, layer.embeddings, "embedding")]
-    if isinstance(layer, _NON_PRUNABLE) or not layer.weights:
-        return []
+    if isinstance(layer, _NON_PRUNABLE) or not layer.trainable_weights:
+        return []  # nothing learned to prune (unknown layers with frozen state included)
     raise ValueError(
         f"layer {layer.name!r} of type {type(layer).__name__} has weights but edgeprune "
         "does not know which are prunable: make it a tfmot.sparsity.keras.PrunableLayer "
