@@ -263,7 +263,7 @@ def test_generated_code_compiles_as_cpp(syn, tmp_path):
 def test_cortex_m0plus_soft_float_build_uses_no_float(syn, tmp_path):
     _, im, _ = syn
     paths = cmodel.generate_c(im, tmp_path, "m0")
-    for src in (paths["source"], C_DIR / "ep_kernels.c"):
+    for src in (paths["source"], C_DIR / "ep_kernels.c", C_DIR / "ep_cnn.c"):
         obj = tmp_path / (src.stem + ".o")
         subprocess.run(["arm-none-eabi-gcc", *WARN, "-Os", "-mcpu=cortex-m0plus", "-mthumb",
                         "-mfloat-abi=soft", "-I", str(tmp_path), "-I", str(C_DIR), "-c",
