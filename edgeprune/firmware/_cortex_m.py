@@ -493,16 +493,51 @@ def run_qemu(elf: Path, board: str, timeout_s: float) -> tuple[int, str, float]:
     return proc.returncode, out, time.monotonic() - t0
 
 
-def exact_instructions(elf: Path, board: str, timeout_s: float) -> tuple[int, dict[str, int]]:
+@dataclass
+class TraceCount:
+    """Exact count of one window: total, per function and per source line (most first)."""
+
+    instructions: int
+    by_function: dict[str, int]
+    by_line: dict[str, int]
+
+
+def _source_lines(elf: Path, pcs: dict[int, int], top: int) -> dict[str, int]:
+    """Instructions per ``file:line`` (addr2line on the -g build), the ``top`` largest."""
+    addrs = sorted(pcs)
+    try:
+        out = subprocess.run(
+            [CROSS + "addr2line", "-e", str(elf), *(hex(a) for a in addrs)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout.splitlines()
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    lines: dict[str, int] = {}
+    for addr, loc in zip(addrs, out, strict=False):
+        key = Path(loc.split(" ")[0]).name or "?"
+        lines[key] = lines.get(key, 0) + pcs[addr]
+    return dict(sorted(lines.items(), key=lambda kv: -kv[1])[:top])
+
+
+def exact_instructions(elf: Path, board: str, timeout_s: float, top_lines: int = 25) -> TraceCount:
     """Exact instructions of the first window's predict(), from a QEMU execution trace.
 
     Runs ``-singlestep -d exec,nochain`` (one trace line per executed instruction) with the
     log written to a FIFO, counts lines from the first ``ep_mark_begin`` to the first
-    ``ep_mark_end`` and stops QEMU there. Includes the ~3 instructions of the markers.
-    Returns (instructions, instructions per function, most first).
+    ``ep_mark_end`` and stops QEMU there (the count includes the ~3 instructions of the
+    markers). Also attributes them to functions (the trace's symbol) and to source lines.
+    Raises FirmwareHung past ``timeout_s``, FirmwareCrashed if no window completes.
     """
     begin = symbol_address(elf, "ep_mark_begin")
     end = symbol_address(elf, "ep_mark_end")
+    killed = threading.Event()
+
+    def kill(proc: subprocess.Popen[Any]) -> None:
+        killed.set()
+        _kill_group(proc)
+
     with tempfile.TemporaryDirectory(prefix="ep_trace_") as tmp:
         fifo = Path(tmp) / "exec.log"
         os.mkfifo(fifo)
@@ -513,10 +548,11 @@ def exact_instructions(elf: Path, board: str, timeout_s: float) -> tuple[int, di
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        timer = threading.Timer(timeout_s, _kill_group, args=(proc,))
+        timer = threading.Timer(timeout_s, kill, args=(proc,))
         timer.start()
         count = None
-        profile: dict[bytes, int] = {}
+        pcs: dict[int, int] = {}
+        names: dict[int, bytes] = {}
         try:
             with open(fifo, "rb") as log:
                 started = False
@@ -528,24 +564,36 @@ def exact_instructions(elf: Path, board: str, timeout_s: float) -> tuple[int, di
                         continue
                     pc = int(m.group(1), 16)
                     if not started:
-                        if pc == begin:
-                            started = True
-                            n = 0
+                        started = pc == begin
                         continue
                     n += 1
                     if pc == end:
                         count = n
                         break
-                    sym = line.rsplit(b"] ", 1)[-1].strip() or b"?"
-                    profile[sym] = profile.get(sym, 0) + 1
+                    if pc not in pcs:
+                        pcs[pc] = 0
+                        names[pc] = line.rsplit(b"] ", 1)[-1].strip() or b"?"
+                    pcs[pc] += 1
         finally:
             timer.cancel()
             if proc.poll() is None:
                 _kill_group(proc)
     if count is None:
+        if killed.is_set():
+            raise FirmwareHung(
+                f"exact instruction trace on {board} did not finish within {timeout_s:g} s; "
+                "QEMU killed"
+            )
         raise FirmwareCrashed(f"exact instruction trace on {board} found no complete window")
-    by_fn = sorted(profile.items(), key=lambda kv: -kv[1])
-    return count, {k.decode(errors="replace"): v for k, v in by_fn}
+    by_fn: dict[str, int] = {}
+    for pc, c in pcs.items():
+        key = names[pc].decode(errors="replace")
+        by_fn[key] = by_fn.get(key, 0) + c
+    return TraceCount(
+        instructions=count,
+        by_function=dict(sorted(by_fn.items(), key=lambda kv: -kv[1])),
+        by_line=_source_lines(elf, pcs, top_lines),
+    )
 
 
 _LINE_W = re.compile(
@@ -711,9 +759,11 @@ def build_and_run(
         "elf": built["elf"],
     }
     if exact:
-        count, profile = exact_instructions(elf, board, timeout_s)
+        trace = exact_instructions(elf, board, timeout_s)
+        count = trace.instructions
         report["instructions_per_window"] = count
-        report["instruction_profile"] = profile
+        report["instruction_profile"] = trace.by_function
+        report["instruction_profile_lines"] = trace.by_line
         report["instruction_method"] = (
             "exact: QEMU -singlestep -d exec,nochain trace of window 0, instructions from "
             "ep_mark_begin to ep_mark_end (instruction count, not cycles)"
