@@ -161,6 +161,8 @@ def test_synthetic_windows_agree(board: str, toy_dir: Path, tmp_path: Path) -> N
     assert len(set(ticks)) == 1  # no data-dependent branches in the toy model
     assert abs(mcu["instructions_per_window"] - 40 * ticks[0]) <= 80
     assert mcu["instruction_method"].startswith("exact")
+    assert next(iter(mcu["instruction_profile"])) == "ep_toy_predict"
+    assert next(iter(mcu["instruction_profile_lines"])).startswith("toy_model.c:")
 
 
 @needs_tools

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_firmware import synthetic_windows, toy_reference, write_toy_model
 
 from edgeprune import firmware
-from tests.test_firmware import synthetic_windows, toy_reference, write_toy_model
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("g++") and shutil.which("gcc")), reason="host g++/gcc missing"
