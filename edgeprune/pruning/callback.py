@@ -36,8 +36,9 @@ import tf_keras as keras
 from edgeprune.pruning.masks import Masks, check_masks, load_masks, optimizer_slots, save_masks
 from edgeprune.pruning.methods import keep_masks, resolve_min_threshold
 from edgeprune.pruning.policy import collect_prunable
-from edgeprune.pruning.ranking import check_sparsity, floors
+from edgeprune.pruning.ranking import check_feasible, check_sparsity
 from edgeprune.pruning.schedule import (
+    PruningSchedule,
     deserialize_schedule,
     final_sparsity,
     schedule_at,
@@ -65,7 +66,7 @@ class GlobalPruningCallback(keras.callbacks.Callback):
 
     def __init__(
         self,
-        schedule,
+        schedule: PruningSchedule | None,
         min_threshold: float | int | None = None,
         frequency: int | None = None,
         method: str = "global_mt",
@@ -174,10 +175,7 @@ class GlobalPruningCallback(keras.callbacks.Callback):
         target = None if self.schedule is None else final_sparsity(self.schedule)
         if target is not None:
             check_sparsity(target, "scheduled sparsity")
-            if self.min_threshold:
-                keep_masks(self.method, [np.ones(p.shape, np.float32) for p in self._prunable],
-                           target, self.min_threshold, self.seed)  # raises if infeasible
-        floors([p.size for p in self._prunable], self.min_threshold)
+        check_feasible([p.size for p in self._prunable], target or 0.0, self.min_threshold)
         spe = getattr(self.model, "_steps_per_execution", None)
         if spe is not None and int(spe.numpy()) > 1:
             warnings.warn("steps_per_execution > 1: masks are re-applied once per execution, "

@@ -27,6 +27,7 @@ import numpy as np
 __all__ = [
     "DEFAULT_MIN_THRESHOLD",
     "allocate",
+    "check_feasible",
     "check_sparsity",
     "floors",
     "global_keep_masks",
@@ -142,6 +143,24 @@ def global_threshold(scores: Sequence[np.ndarray], sparsity: float) -> float:
     return float(np.partition(flat, k - 1)[k - 1])
 
 
+def check_feasible(sizes: Sequence[int], sparsity: float,
+                   min_threshold: float | int) -> np.ndarray:
+    """The per-layer floors, or ``ValueError`` naming the highest feasible sparsity."""
+    floor = floors(sizes, min_threshold)
+    n_total = int(np.sum(sizes))
+    k = num_pruned(sparsity, n_total)
+    if int(floor.sum()) > n_total - k:
+        best = (n_total - int(floor.sum())) / n_total
+        best_str = math.floor(best * 1e6) / 1e6
+        raise ValueError(
+            f"Minimum Threshold cannot be met: sparsity {sparsity} prunes {k} of {n_total} "
+            f"weights but the per-layer floors (min_threshold={min_threshold!r}) keep "
+            f"{int(floor.sum())}; the highest feasible sparsity is {best_str:.6f} "
+            f"({n_total - int(floor.sum())} of {n_total} weights)"
+        )
+    return floor
+
+
 def global_keep_masks(
     scores: Sequence[np.ndarray],
     sparsity: float,
@@ -157,16 +176,7 @@ def global_keep_masks(
     n_total = flat.size
     k = num_pruned(sparsity, n_total)
     keep_total = n_total - k
-    floor = floors(sizes, min_threshold)
-    if int(floor.sum()) > keep_total:
-        best = (n_total - int(floor.sum())) / n_total
-        best_str = math.floor(best * 1e6) / 1e6
-        raise ValueError(
-            f"Minimum Threshold cannot be met: sparsity {sparsity} prunes {k} of {n_total} "
-            f"weights but the per-layer floors (min_threshold={min_threshold!r}) keep "
-            f"{int(floor.sum())}; the highest feasible sparsity is {best_str:.6f} "
-            f"({n_total - int(floor.sum())} of {n_total} weights)"
-        )
+    floor = check_feasible(sizes, sparsity, min_threshold)
     n_layers = sizes.size
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     clamped = np.zeros(n_layers, dtype=bool)
