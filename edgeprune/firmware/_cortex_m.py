@@ -493,6 +493,18 @@ def run_qemu(elf: Path, board: str, timeout_s: float) -> tuple[int, str, float]:
     return proc.returncode, out, time.monotonic() - t0
 
 
+def _one_insn_per_tb() -> list[str]:
+    """QEMU's flag for one instruction per translation block (renamed in QEMU 8.1)."""
+    try:
+        out = subprocess.run([QEMU, "--version"], capture_output=True, text=True, timeout=30).stdout
+        m = re.search(r"version (\d+)\.(\d+)", out)
+        if m and (int(m.group(1)), int(m.group(2))) >= (8, 1):
+            return ["-accel", "tcg,one-insn-per-tb=on"]
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return ["-singlestep"]
+
+
 @dataclass
 class TraceCount:
     """Exact count of one window: total, per function and per source line (most first)."""
@@ -542,7 +554,7 @@ def exact_instructions(elf: Path, board: str, timeout_s: float, top_lines: int =
         fifo = Path(tmp) / "exec.log"
         os.mkfifo(fifo)
         proc = subprocess.Popen(
-            qemu_command(elf, board, ["-singlestep", "-d", "exec,nochain", "-D", str(fifo)]),
+            qemu_command(elf, board, [*_one_insn_per_tb(), "-d", "exec,nochain", "-D", str(fifo)]),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
