@@ -47,12 +47,18 @@ from edgeprune.pruning.prune import (
 from edgeprune.pruning.ranking import (
     DEFAULT_MIN_THRESHOLD,
     allocate,
+    check_feasible,
     floors,
     global_keep_masks,
     select_smallest,
 )
 from edgeprune.pruning.report import LayerCollapseWarning, format_report, pruning_report
-from edgeprune.pruning.schedule import deserialize_schedule, iht_schedule, serialize_schedule
+from edgeprune.pruning.schedule import (
+    deserialize_schedule,
+    iht_schedule,
+    schedule_at,
+    serialize_schedule,
+)
 
 __all__ = [
     "DEFAULT_MIN_THRESHOLD",
@@ -65,6 +71,7 @@ __all__ = [
     "allocate_erk",
     "allocate_uniform",
     "apply_masks",
+    "check_feasible",
     "collect_prunable",
     "deserialize_schedule",
     "floors",
@@ -81,6 +88,7 @@ __all__ = [
     "prune_global",
     "pruning_report",
     "save_masks",
+    "schedule_at",
     "select_smallest",
     "serialize_schedule",
     "strip",
