@@ -117,8 +117,9 @@ extern uint32_t _estack; /* initial stack pointer */
 
 void ep_stack_repaint(void)
 {
-    /* Leave 64 bytes below our own frame alone. */
-    uint32_t limit = (ep_get_sp() - 64u) & ~3u;
+    /* Everything below our stack pointer is free (no interrupts are enabled); keep a
+     * small margin. The caller's unpainted gap is this frame plus 8 bytes. */
+    uint32_t limit = (ep_get_sp() - 8u) & ~3u;
     for (volatile uint32_t *p = &_sstack; (uint32_t)p < limit; ++p) {
         *p = EP_STACK_PAINT;
     }
