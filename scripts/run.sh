@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3.11 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e .
-exec .venv/bin/python -m har_data info --source hapt "$@"
+exec .venv/bin/python -m edgeprune.pipeline --model fastgrnn --budget-kb 8 "$@"

@@ -43,7 +43,7 @@ def positive_float(text: str) -> float:
     return value
 
 
-def min_threshold_value(text: str) -> float:
+def min_threshold_value(text: str) -> float | int:
     """argparse type: a fraction in [0, 1) or a whole count >= 1 of weights kept per layer."""
     try:
         value = float(text)
@@ -52,7 +52,7 @@ def min_threshold_value(text: str) -> float:
     if not (0 <= value < 1 or (value >= 1 and value.is_integer())):
         raise argparse.ArgumentTypeError(
             f"must be a fraction in [0, 1) or a whole count of weights, got {text}")
-    return value
+    return int(value) if value >= 1 else value
 
 
 def build_parser() -> argparse.ArgumentParser:

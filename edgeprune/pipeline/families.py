@@ -1,0 +1,107 @@
+"""Model families the pipeline can search: one adapter each, composing the packages.
+
+An adapter knows how to build a model of its family, how to turn it into the integer C
+model (``export.cmodel``) and into TFLite (``export.tflite``), and which architectures to
+search. No maths lives here: every call goes to the package that owns it.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import tf_keras as keras
+
+from edgeprune import models, training
+from export import cmodel
+from export import tflite as tfl
+
+
+@dataclass(frozen=True)
+class Arch:
+    """One architecture of the search: FastGRNN sizes, or the CNN's filters."""
+
+    hidden: int | None = None
+    w_rank: int | None = None
+    u_rank: int | None = None
+    filters: tuple[int, ...] | None = None
+
+    @property
+    def label(self) -> str:
+        if self.filters is not None:
+            return "cnn-" + "-".join(str(f) for f in self.filters)
+        return f"h{self.hidden}-w{self.w_rank}-u{self.u_rank}"
+
+    def as_dict(self) -> dict[str, Any]:
+        if self.filters is not None:
+            return {"filters": list(self.filters)}
+        return {"hidden": self.hidden, "w_rank": self.w_rank, "u_rank": self.u_rank}
+
+
+class FastGRNNFamily:
+    """FastGRNN (Kusupati et al. 2018) with low-rank W/U; the C model is ep_fastgrnn."""
+
+    name = "fastgrnn"
+    train_defaults = training.FASTGRNN_DEFAULTS
+    # Largest first: the paper's HAR-2 setting, then smaller ones for tight budgets.
+    archs_full = (Arch(80, 5, 40), Arch(48, 5, 16))
+    archs_quick = (Arch(16, 4, 8),)
+
+    def build(self, arch: Arch, seed: int) -> keras.Model:
+        return models.fastgrnn_classifier(
+            (128, 9), 2, hidden=arch.hidden, w_rank=arch.w_rank, u_rank=arch.u_rank, seed=seed)
+
+    def quantize(self, model: keras.Model, ds) -> Any:
+        return cmodel.quantize_fastgrnn(models.fastgrnn_params(model), ds.mean, ds.std,
+                                        ds.train.x)
+
+    def c_predict(self, int_model: Any, raw_windows: np.ndarray) -> np.ndarray:
+        x16 = cmodel.quantize_input(int_model, raw_windows)
+        return cmodel.reference_predict(int_model, x16)[0]
+
+    def tflite(self, model: keras.Model, ds, *, sparse: bool = False) -> Any:
+        return tfl.fastgrnn_to_tflite(models.fastgrnn_params(model), "int8",
+                                      ds.normalize(ds.train.x), sparse=sparse)
+
+    def tflite_files(self, bundle: Any) -> dict[str, bytes]:
+        return {"step": bundle.step, "head": bundle.head}
+
+
+class CNNFamily:
+    """The HAR 1-D CNN (Conv1D/MaxPool/GAP/Dense); the C model is ep_cnn."""
+
+    name = "cnn"
+    train_defaults = training.CNN_DEFAULTS
+    archs_full = (Arch(filters=(16, 32, 64)),)
+    archs_quick = (Arch(filters=(8, 16)),)
+
+    def build(self, arch: Arch, seed: int) -> keras.Model:
+        return models.har_cnn((128, 9), 2, filters=arch.filters, seed=seed)
+
+    def quantize(self, model: keras.Model, ds) -> Any:
+        return cmodel.quantize_cnn(cmodel.cnn_layers_from_keras(model), ds.mean, ds.std,
+                                   ds.train.x)
+
+    def c_predict(self, int_model: Any, raw_windows: np.ndarray) -> np.ndarray:
+        x16 = cmodel.quantize_input(int_model, raw_windows)
+        return cmodel.reference_predict_cnn(int_model, x16)[0]
+
+    def tflite(self, model: keras.Model, ds, *, sparse: bool = False) -> Any:
+        return tfl.keras_to_tflite(model, "int8", ds.normalize(ds.train.x), sparse=sparse)
+
+    def tflite_files(self, model_bytes: Any) -> dict[str, bytes]:
+        return {"model": model_bytes}
+
+
+FAMILIES = {"fastgrnn": FastGRNNFamily(), "cnn": CNNFamily()}
+
+
+def write_c_model(
+    int_model: Any, out_dir: pathlib.Path, provenance: dict[str, Any]
+) -> pathlib.Path:
+    """Generate the C model (with its kernels beside it) into ``out_dir``; returns the .c."""
+    paths = cmodel.generate_c(int_model, out_dir, "har2", provenance=provenance,
+                              copy_kernels=True)
+    return pathlib.Path(paths["source"])

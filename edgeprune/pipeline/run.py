@@ -1,0 +1,417 @@
+"""The pipeline's stages: data, dense training, size probes, pruning, export, firmware, report.
+
+Every stage stores its result in the run folder (``RunDir.stage``) and model weights in
+``models/``; a rerun of the same command skips what is finished, and training resumes from
+its per-epoch checkpoints. Selection uses validation accuracy of the C int8 model only;
+the test split is evaluated once, for the selected model, in the export stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow_model_optimization as tfmot
+
+import har_data
+from edgeprune import pruning, training
+from edgeprune.pipeline import report as rpt
+from edgeprune.pipeline.families import FAMILIES, Arch, write_c_model
+from edgeprune.pipeline.rundir import RunDir, atomic_write_bytes, atomic_write_json
+from export import cmodel
+from export import tflite as tfl
+
+PROBE_SPARSITIES = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
+REFINE_STEP = 0.01
+
+
+class NoFitError(RuntimeError):
+    """No configuration's measured C model fits the budget (message: the smallest reached)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How much work a run does; ``quick`` is the smoke-test mode."""
+
+    dense_epochs: int | None  # None: the family's measured default
+    ramp_epochs: int
+    finetune_epochs: int
+    finetune_lr: float
+    extra_candidates: int  # fine-tuned sparsities beyond the smallest that fits, per arch
+    firmware_windows: int
+    subset: int | None  # windows per split (quick mode)
+
+    @classmethod
+    def for_args(cls, args: argparse.Namespace) -> Settings:
+        if args.quick:
+            return cls(2, 1, 2, 3e-3, 0, 8, 400)
+        return cls(None, 6, 14, 3e-3, 1, 64, None)
+
+
+def log(message: str) -> None:
+    """One stage-log line on stderr (progress bars also go to stderr)."""
+    print(f"[edgeprune] {message}", file=sys.stderr, flush=True)
+
+
+def _subset(ds: har_data.HarDataset, n: int | None, seed: int) -> har_data.HarDataset:
+    if n is None:
+        return ds
+    rng = np.random.default_rng(seed)
+
+    def pick(split: har_data.Split) -> har_data.Split:
+        idx = np.sort(rng.choice(len(split), size=min(n, len(split)), replace=False))
+        return split.take(idx)
+
+    return dataclasses.replace(ds, train=pick(ds.train), val=pick(ds.val), test=pick(ds.test))
+
+
+def _versions() -> dict[str, str]:
+    names = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "numpy",
+             "ai-edge-litert", "tflite-micro")
+    out = {"python": platform.python_version(), "edgeprune": metadata.version("edgeprune")}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    for tool in ("gcc", "arm-none-eabi-gcc", "qemu-system-arm"):
+        out[tool] = "present" if shutil.which(tool) else "absent"
+    return out
+
+
+def _toolchain() -> str:
+    """Bytes are measured with the Cortex-M4 compiler when present, else the host gcc."""
+    return "arm-cortex-m4" if shutil.which("arm-none-eabi-gcc") else "host-gcc"
+
+
+class Pipeline:
+    """One run: ``Pipeline(args).run()`` returns the report dict (also written to --out)."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.family = FAMILIES[args.model]
+        self.settings = Settings.for_args(args)
+        self.budget = int(round(args.budget_kb * 1024))
+        run_args = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                    if k not in ("out", "no_firmware")}
+        self.rd = RunDir(args.out, run_args).open()
+        self.seconds: dict[str, float] = {}
+        self.ds: har_data.HarDataset | None = None
+
+    # ----------------------------------------------------------------- helpers
+    def _timed(self, name: str, compute):
+        start = time.perf_counter()
+        result, reused = self.rd.stage(name, compute)
+        self.seconds[name] = result.get("_seconds", time.perf_counter() - start)
+        log(f"{name}: {'reused from an earlier run' if reused else 'done'} "
+            f"({self.seconds[name]:.1f} s)")
+        return result
+
+    def _weights_path(self, tag: str) -> Path:
+        return self.rd.path("models", f"{tag}.weights.h5")
+
+    def _save_weights(self, model, tag: str) -> None:
+        target = self._weights_path(tag)
+        tmp = target.with_name(f".tmp-{target.name}")
+        model.save_weights(str(tmp))
+        tmp.replace(target)
+
+    def _load(self, arch: Arch, tag: str):
+        model = self.family.build(arch, self.args.seed)
+        model.load_weights(str(self._weights_path(tag)))
+        return model
+
+    def _measure(self, model, workdir: Path) -> dict[str, Any]:
+        """Exact bytes of the model's C build, and its C int8 validation accuracy."""
+        int_model = self.family.quantize(model, self.ds)
+        source = write_c_model(int_model, workdir, {"model": self.family.name})
+        size = cmodel.measure_bytes(source, _toolchain())
+        val_pred = self.family.c_predict(int_model, self.ds.val.x)
+        return {"model_bytes": size.model_bytes, "code_bytes": size.code_bytes,
+                "ram_bytes": size.ram_bytes, "toolchain": size.toolchain,
+                "val_accuracy": float(np.mean(val_pred == self.ds.val.y))}
+
+    def _one_shot(self, arch: Arch, sparsity: float):
+        model = self._load(arch, f"dense-{arch.label}")
+        if sparsity > 0:
+            masks = pruning.make_masks(model, "global_mt", sparsity, self.args.min_threshold,
+                                       self.args.seed)
+            pruning.apply_masks(model, masks)
+        return model
+
+    def _probe(self, arch: Arch, sparsity: float) -> dict[str, Any]:
+        with tempfile.TemporaryDirectory(prefix="edgeprune-probe-") as tmp:
+            row = self._measure(self._one_shot(arch, sparsity), Path(tmp))
+        return {"arch": arch.label, **arch.as_dict(), "sparsity": sparsity, "finetuned": False,
+                "fits": row["model_bytes"] <= self.budget, **row}
+
+    # ------------------------------------------------------------------ stages
+    def load_data(self) -> None:
+        a = self.args
+        ds = har_data.load(a.data, path=a.data_path, seed=a.seed)
+        self.ds = _subset(ds, self.settings.subset, a.seed)
+        sizes = {s: len(getattr(self.ds, s)) for s in ("train", "val", "test")}
+        log(f"data: {self.ds.name} {sizes} (validation volunteers {list(self.ds.val_subjects)})")
+
+    def train_dense(self, arch: Arch) -> dict[str, Any]:
+        def compute() -> dict[str, Any]:
+            start = time.perf_counter()
+            defaults = self.family.train_defaults
+            model = self.family.build(arch, self.args.seed)
+            result = training.train(
+                model, (self.ds.normalize(self.ds.train.x), self.ds.train.y),
+                (self.ds.normalize(self.ds.val.x), self.ds.val.y),
+                epochs=self.settings.dense_epochs or defaults["epochs"],
+                batch_size=defaults["batch_size"], lr=defaults["lr"],
+                schedule=defaults["schedule"], seed=self.args.seed,
+                checkpoint_dir=self.rd.path("checkpoints", f"dense-{arch.label}", "x").parent)
+            self._save_weights(model, f"dense-{arch.label}")
+            return {"val_accuracy_float": result.best_val_accuracy,
+                    "selected_epoch": result.selected_epoch, "epochs": result.epochs,
+                    "params": int(model.count_params()),
+                    "_seconds": time.perf_counter() - start}
+
+        log(f"training dense {self.family.name} {arch.label}")
+        return self._timed(f"dense-{arch.label}", compute)
+
+    def probe_sizes(self, arch: Arch) -> dict[str, Any]:
+        """One-shot Global MP + MT at a grid of sparsities, then bisection to the smallest
+        sparsity (to ``REFINE_STEP``) whose measured C model fits the budget."""
+
+        def compute() -> dict[str, Any]:
+            start = time.perf_counter()
+            sizes = [p.size for p in pruning.collect_prunable(self.family.build(arch, 0))]
+            kept = int(pruning.floors(sizes, self.args.min_threshold).sum())
+            highest = (sum(sizes) - kept) / sum(sizes)  # beyond it MT cannot hold
+            grid = [s for s in PROBE_SPARSITIES if s <= highest]
+            rows = [self._probe(arch, s) for s in grid]
+            fitting = [r["sparsity"] for r in rows if r["fits"]]
+            if fitting and fitting[0] > 0:
+                lo = max(r["sparsity"] for r in rows if r["sparsity"] < fitting[0])
+                hi = fitting[0]
+                while hi - lo > REFINE_STEP + 1e-9:
+                    mid = round((lo + hi) / 2 / REFINE_STEP) * REFINE_STEP
+                    if mid in (lo, hi):
+                        break
+                    row = self._probe(arch, round(mid, 4))
+                    rows.append(row)
+                    lo, hi = (lo, mid) if row["fits"] else (mid, hi)
+            rows.sort(key=lambda r: r["sparsity"])
+            return {"rows": rows, "_seconds": time.perf_counter() - start}
+
+        log(f"measuring C model sizes of {arch.label} over sparsities")
+        return self._timed(f"probe-{arch.label}", compute)
+
+    def finetune(self, arch: Arch, sparsity: float) -> dict[str, Any]:
+        """Gradual Global MP + MT (polynomial ramp from the dense model to ``sparsity``),
+        then fine-tuning with the masks held, selecting the epoch on validation."""
+        tag = f"pruned-{arch.label}-s{sparsity:.3f}"
+
+        def compute() -> dict[str, Any]:
+            start = time.perf_counter()
+            st, defaults = self.settings, self.family.train_defaults
+            model = self._load(arch, f"dense-{arch.label}")
+            train_xy = (self.ds.normalize(self.ds.train.x), self.ds.train.y)
+            val_xy = (self.ds.normalize(self.ds.val.x), self.ds.val.y)
+            batch = defaults["batch_size"]
+            steps = int(np.ceil(len(train_xy[0]) / batch))
+            mt = self.args.min_threshold
+            if sparsity > 0:
+                ramp = tfmot.sparsity.keras.PolynomialDecay(
+                    0.0, sparsity, begin_step=0, end_step=max(steps * st.ramp_epochs - 1, 1),
+                    frequency=max(steps // 4, 1))
+                training.train(model, train_xy, val_xy, epochs=st.ramp_epochs,
+                               batch_size=batch, lr=st.finetune_lr, schedule="constant",
+                               seed=self.args.seed, progress=False,
+                               callbacks=[pruning.GlobalPruningCallback(ramp, mt)])
+                masks = pruning.make_masks(model, "global_mt", sparsity, mt, self.args.seed)
+                pruning.apply_masks(model, masks)
+                training.train(
+                    model, train_xy, val_xy, epochs=st.finetune_epochs, batch_size=batch,
+                    lr=st.finetune_lr, schedule="cosine", seed=self.args.seed,
+                    checkpoint_dir=self.rd.path("checkpoints", tag, "x").parent,
+                    callbacks=[pruning.GlobalPruningCallback(None, mt, masks=masks)])
+            self._save_weights(model, tag)
+            with tempfile.TemporaryDirectory(prefix="edgeprune-cand-") as tmp:
+                row = self._measure(model, Path(tmp))
+            return {"arch": arch.label, **arch.as_dict(), "sparsity": sparsity, "finetuned": True,
+                    "fits": row["model_bytes"] <= self.budget, "weights": tag, **row,
+                    "_seconds": time.perf_counter() - start}
+
+        log(f"pruning {arch.label} to {100 * sparsity:.1f}% and fine-tuning")
+        return self._timed(tag, compute)
+
+    def search(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        archs = self.family.archs_quick if self.args.quick else self.family.archs_full
+        candidates: list[dict[str, Any]] = []
+        for arch in archs:
+            self.train_dense(arch)
+            probes = self.probe_sizes(arch)["rows"]
+            candidates += probes
+            fitting = sorted({r["sparsity"] for r in probes if r["fits"]})
+            if not fitting:
+                log(f"{arch.label}: no sparsity up to {PROBE_SPARSITIES[-1]:.0%} fits")
+                continue
+            coarse_above = [s for s in PROBE_SPARSITIES if s > fitting[0]]
+            for s in [fitting[0], *coarse_above[: self.settings.extra_candidates]]:
+                candidates.append(self.finetune(arch, s))
+        tuned = [c for c in candidates if c["finetuned"] and c["fits"]]
+        if not tuned:
+            smallest = min(candidates, key=lambda c: c["model_bytes"])
+            raise NoFitError(
+                f"no configuration fits {self.budget} B; the smallest C model reached is "
+                f"{smallest['model_bytes']} B ({smallest['arch']} at "
+                f"{smallest['sparsity']:.0%} sparsity, validation accuracy "
+                f"{100 * smallest['val_accuracy']:.2f}% one-shot, not fine-tuned)")
+        best = max(tuned, key=lambda c: (c["val_accuracy"], -c["model_bytes"]))
+        for c in candidates:
+            c["selected"] = c is best
+        return candidates, best
+
+    def export(self, best: dict[str, Any]) -> dict[str, Any]:
+        """Every artifact of the selected model, and its one test evaluation."""
+
+        def compute() -> dict[str, Any]:
+            start = time.perf_counter()
+            arch = Arch(**{k: best[k] for k in ("hidden", "w_rank", "u_rank") if k in best},
+                        **({"filters": tuple(best["filters"])} if "filters" in best else {}))
+            model = self._load(arch, best["weights"])
+            ds, fam, out = self.ds, self.family, self.rd.root
+            x_test = ds.normalize(ds.test.x)
+            float_pred = np.argmax(model.predict(x_test, batch_size=256, verbose=0), axis=1)
+            model.save(str(self.rd.path("model.keras")))
+
+            int_model = fam.quantize(model, ds)
+            provenance = {"model": fam.name, **arch.as_dict(), "sparsity": best["sparsity"],
+                          "dataset": ds.name, "val_accuracy": round(best["val_accuracy"], 4)}
+            source = write_c_model(int_model, out / "c_model", provenance)
+            c_size = cmodel.measure_bytes(source, _toolchain())
+            c_pred = fam.c_predict(int_model, ds.test.x)
+
+            int8 = fam.tflite(model, ds)
+            for part, blob in fam.tflite_files(int8).items():
+                atomic_write_bytes(self.rd.path(f"model_int8_{part}.tflite"), blob)
+            tfl_pred = tfl.predict_tflite(int8, x_test, classes=True)
+            sparse = fam.tflite(model, ds, sparse=True)
+            sparse_files = fam.tflite_files(sparse)
+            for part, blob in sparse_files.items():
+                atomic_write_bytes(self.rd.path(f"model_sparse_{part}.tflite"), blob)
+            (out / "tflm").mkdir(exist_ok=True)
+            tflm = tfl.write_tflm_array(int8, out / "tflm", provenance=str(provenance))
+
+            per_layer = [{k: r[k] for k in ("name", "weights", "nonzeros", "sparsity")}
+                         for r in pruning.pruning_report(model, self.args.min_threshold)]
+            y = ds.test.y
+            confusion = np.zeros((2, 2), dtype=int)
+            np.add.at(confusion, (y, c_pred), 1)
+            return {
+                "accuracy": {"val": best["val_accuracy"],
+                             "test_float": float(np.mean(float_pred == y)),
+                             "test_tflite_int8": float(np.mean(tfl_pred == y)),
+                             "test_c_int8": float(np.mean(c_pred == y)),
+                             "c_vs_float_agreement": float(np.mean(c_pred == float_pred))},
+                "bytes": {"model": c_size.model_bytes, "code": c_size.code_bytes,
+                          "ram": c_size.ram_bytes, "toolchain": c_size.toolchain,
+                          "tflite_int8": sum(len(b) for b in fam.tflite_files(int8).values()),
+                          "tflite_sparse": sum(len(b) for b in sparse_files.values())},
+                "per_layer": per_layer,
+                "confusion_test_c_int8": confusion.tolist(),
+                "tflm_files": sorted(str(Path(p).relative_to(out)) for p in tflm.values()),
+                "_seconds": time.perf_counter() - start,
+            }
+
+        log("exporting the selected model (Keras, TFLite int8/sparse, TFLM array, C model)")
+        return self._timed("export", compute)
+
+    def firmware(self) -> dict[str, Any] | None:
+        """Firmware folders (Cortex-M, Arduino, TFLM) and, with the toolchain, a QEMU run."""
+        from edgeprune import firmware as fw
+
+        out = self.rd.root
+        fw.generate_arduino(out / "c_model", out / "firmware" / "arduino")
+        fw.generate_tflm(out / "tflm", out / "firmware" / "tflm")
+        if self.args.no_firmware:
+            return None
+        if not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")):
+            log("firmware: arm-none-eabi-gcc / qemu-system-arm not found; skipping the "
+                "emulated board run")
+            return None
+
+        def compute() -> dict[str, Any]:
+            start = time.perf_counter()
+            int_model = self.family.quantize(self._load_selected(), self.ds)
+            n = self.settings.firmware_windows
+            x16 = cmodel.quantize_input(int_model, self.ds.test.x[:n])
+            expected = self.family.c_predict(int_model, self.ds.test.x[:n])
+            mcu = fw.build_and_run(out / "c_model", x16, expected, board="mps2-an386",
+                                   out_dir=out / "firmware" / "mps2-an386")
+            return {**mcu, "_seconds": time.perf_counter() - start}
+
+        log("building the firmware and running it on an emulated Cortex-M4 (QEMU mps2-an386)")
+        result = self._timed("firmware", compute)
+        return {k: v for k, v in result.items() if not k.startswith("_")}
+
+    def _load_selected(self):
+        best = self._best
+        arch = Arch(**{k: best[k] for k in ("hidden", "w_rank", "u_rank") if k in best},
+                    **({"filters": tuple(best["filters"])} if "filters" in best else {}))
+        return self._load(arch, best["weights"])
+
+    # --------------------------------------------------------------------- run
+    def run(self) -> dict[str, Any]:
+        if self.rd.resumed:
+            log(f"resuming the run in {self.rd.root}")
+        start = time.perf_counter()
+        self.load_data()
+        self.seconds["data"] = time.perf_counter() - start
+        candidates, self._best = self.search()
+        exported = self.export(self._best)
+        mcu = self.firmware()
+        sel = self._best
+        report = {
+            "model": self.family.name,
+            "dataset": {"name": self.ds.name,
+                        "sizes": {s: len(getattr(self.ds, s)) for s in ("train", "val", "test")},
+                        "val_subjects": list(self.ds.val_subjects)},
+            "budget_bytes": self.budget,
+            "fits_budget": exported["bytes"]["model"] <= self.budget,
+            "selected": {**{k: sel[k] for k in ("hidden", "w_rank", "u_rank", "filters")
+                            if k in sel},
+                         "sparsity": sel["sparsity"], "min_threshold": self.args.min_threshold,
+                         "quantisation": "int8 weights, int16 state, int32 accumulators"},
+            "accuracy": exported["accuracy"],
+            "bytes": exported["bytes"],
+            "per_layer": exported["per_layer"],
+            "candidates": [{k: v for k, v in c.items() if not k.startswith("_")}
+                           for c in candidates],
+            "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
+            "versions": _versions(),
+            "seed": self.args.seed,
+        }
+        if mcu is not None:
+            report["mcu"] = mcu
+        out = self.rd.root
+        rpt.plot_frontier(report["candidates"], self.budget, out / "frontier.png")
+        rpt.plot_per_layer(report["per_layer"], out / "per_layer_sparsity.png")
+        rpt.plot_confusion(np.array(exported["confusion_test_c_int8"]), ["0", "1"],
+                           "HAR-2 test, C int8 model", out / "confusion_matrix.png")
+        atomic_write_json(out / "report.json", report)
+        rpt.write_report_md(report, out / "report.md")
+        print(rpt.summary_table(report))
+        print(f"everything is in {out}")
+        return report
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the pipeline for parsed CLI arguments (see ``edgeprune.pipeline.cli``)."""
+    return Pipeline(args).run()
