@@ -122,7 +122,6 @@ def main(argv: list[str] | None = None) -> int:
         fw_dir = out / "firmware" / args.board
         if args.command == "build":
             res = build_firmware(c_model, windows, expected, args.board, fw_dir)
-            res = {k: v for k, v in res.items() if not k.startswith("_")}
             print(json.dumps(res, indent=2))
             return 0
         mcu = build_and_run(

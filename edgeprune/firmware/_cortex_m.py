@@ -30,13 +30,14 @@ from edgeprune.firmware._errors import (
     BadWindows,
     BuildFailed,
     FirmwareCrashed,
+    FirmwareError,
     FirmwareHung,
     MissingCModel,
     ToolchainMissing,
     UnknownBoard,
 )
 
-#: QEMU boards the templates support: name -> CPU, and the gcc flags the Makefile uses.
+#: QEMU boards the templates support (the Makefile holds each one's gcc flags).
 BOARDS: dict[str, dict[str, str]] = {
     "mps2-an386": {"cpu": "cortex-m4", "description": "ARM MPS2 AN386, Cortex-M4F"},
     "mps2-an385": {"cpu": "cortex-m3", "description": "ARM MPS2 AN385, Cortex-M3"},
@@ -63,7 +64,7 @@ def templates_dir() -> Path:
     for c in candidates:
         if (c / "cortex_m" / "main.c").is_file():
             return c
-    raise MissingCModel(
+    raise FirmwareError(
         "firmware templates not found (looked in "
         + ", ".join(str(c) for c in candidates)
         + "); set EDGEPRUNE_FIRMWARE_TEMPLATES"
@@ -662,6 +663,17 @@ def build_firmware(
     bytes), ``model_code_bytes`` (.text of the model and kernel objects as linked: the
     inference code without the board/printing code), ``testdata_bytes`` and the sections.
     """
+    return _build(c_model_dir, windows_int, expected_classes, board, out_dir)[0]
+
+
+def _build(
+    c_model_dir: str | os.PathLike[str],
+    windows_int: Any,
+    expected_classes: Any | None,
+    board: str,
+    out_dir: str | os.PathLike[str],
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """build_firmware, also returning the checked windows and expected classes."""
     info = check_board(board)
     check_toolchain(need_qemu=False)
     model = find_c_model(c_model_dir)
@@ -679,23 +691,25 @@ def build_firmware(
     )
     by_obj = linked_sizes_by_object(src / "build" / "firmware.map")
     model_code = sum(v["text"] for k, v in by_obj.items() if k.startswith("build/model/"))
-    return {
-        "board": board,
-        "cpu": info["cpu"],
-        "model": model.name,
-        "elf": str(elf),
-        "firmware_dir": str(src),
-        "flash_bytes": flash,
-        "model_bytes": model_bytes,
-        "kernel_const_bytes": kernel_bytes,
-        "code_bytes": flash - model_bytes,
-        "model_code_bytes": model_code,
-        "static_ram_bytes": sec.get(".data", 0) + sec.get(".bss", 0),
-        "testdata_bytes": sec.get(".ep_testdata", 0),
-        "sections": {s: sec[s] for s in (*FLASH_SECTIONS, ".bss", ".ep_testdata") if s in sec},
-        "_windows": windows.shape[0],
-        "_expected": expected,
-    }
+    return (
+        {
+            "board": board,
+            "cpu": info["cpu"],
+            "model": model.name,
+            "elf": str(elf),
+            "firmware_dir": str(src),
+            "flash_bytes": flash,
+            "model_bytes": model_bytes,
+            "kernel_const_bytes": kernel_bytes,
+            "code_bytes": flash - model_bytes,
+            "model_code_bytes": model_code,
+            "static_ram_bytes": sec.get(".data", 0) + sec.get(".bss", 0),
+            "testdata_bytes": sec.get(".ep_testdata", 0),
+            "sections": {s: sec[s] for s in (*FLASH_SECTIONS, ".bss", ".ep_testdata") if s in sec},
+        },
+        windows,
+        expected,
+    )
 
 
 def build_and_run(
@@ -710,8 +724,8 @@ def build_and_run(
     """Build the C model in ``c_model_dir`` for ``board``, run it on ``windows_int`` under QEMU.
 
     Contract:
-      * ``c_model_dir`` holds one generated ``<name>_model.h``/``.c`` (kernels it includes
-        but lacks come from ``export/c``).
+      * ``c_model_dir`` holds one generated ``<name>_model.h``/``.c`` (if it lacks the
+        kernels it includes, the kernel library comes from ``export/c``).
       * ``windows_int``: (N, 128, 9) or (N, 1152) integers in the model's input type
         (int8/int16), exactly what the Python integer reference was given.
       * ``expected_classes``: (N,) classes from the Python integer reference, or None.
@@ -727,9 +741,8 @@ def build_and_run(
     """
     check_board(board)
     check_toolchain(need_qemu=True)
-    built = build_firmware(c_model_dir, windows_int, expected_classes, board, out_dir)
-    n = built.pop("_windows")
-    expected = built.pop("_expected")
+    built, windows, expected = _build(c_model_dir, windows_int, expected_classes, board, out_dir)
+    n = windows.shape[0]
     elf = Path(built["elf"])
     rc, out, wall = run_qemu(elf, board, timeout_s)
     res = parse_output(out, n, board, rc)
