@@ -1,0 +1,114 @@
+"""``python -m edgeprune.bench dense``: train a dense (unpruned) HAR-2 model and report it.
+
+Trains FastGRNN (hidden 80, ranks 5/40) or the HAR CNN with the measured defaults of
+``edgeprune.training``, selects the epoch on validation accuracy, and writes JSON with
+``val_accuracy`` and ``test_accuracy`` of that checkpoint (fractions), ``params``,
+``epochs``, ``selected_epoch``, ``seconds_per_epoch``, ``seconds_total``, ``dataset``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import platform
+import sys
+from typing import Any
+
+MODELS = ("fastgrnn", "cnn")
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``dense`` subcommand (``func`` runs it and returns an exit code)."""
+    p = subparsers.add_parser("dense", help="train a dense HAR-2 model, write JSON",
+                              description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=MODELS, required=True)
+    p.add_argument("--data", choices=("uci", "hapt"), default="uci",
+                   help="'uci' = official archive (the benchmark); 'hapt' = offline demo")
+    p.add_argument("--data-path", default=None, help="UCI HAR archive: zip, folder or parent")
+    p.add_argument("--json", required=True, help="output JSON path")
+    p.add_argument("--epochs", type=int, default=None, help="default: the model's default")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--seed", type=int, default=0, help="training seed (init, shuffle)")
+    p.add_argument("--split-seed", type=int, default=0,
+                   help="seed drawing the validation volunteers (har_data default 0)")
+    p.add_argument("--val-subjects", type=int, default=None,
+                   help="training volunteers held out for validation (har_data default)")
+    p.add_argument("--cache-dir", default=None, help="har_data cache (default its own)")
+    p.add_argument("--checkpoint-dir", default=None, help="resume from / checkpoint into")
+    p.add_argument("--save-model", default=None, help="save the selected model (.keras)")
+    p.add_argument("--plot", default=None, help="save the training curves (PNG)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train, evaluate the validation-selected checkpoint on val and test, write JSON."""
+    import numpy as np
+
+    import har_data
+    from edgeprune import models, training
+
+    if args.epochs is not None and args.epochs <= 0:
+        print(f"--epochs={args.epochs} must be positive", file=sys.stderr)
+        return 2
+    extra: dict[str, Any] = {}
+    if args.val_subjects is not None:
+        extra["val_subjects"] = args.val_subjects
+    ds = har_data.load(args.data, path=args.data_path, seed=args.split_seed,
+                       cache_dir=args.cache_dir, **extra)
+    xtr, xv, xte = (ds.normalize(s.x) for s in (ds.train, ds.val, ds.test))
+    classes = 2
+    if args.model == "fastgrnn":
+        model = models.fastgrnn_classifier(xtr.shape[1:], classes=classes, seed=args.seed)
+        defaults = dict(training.FASTGRNN_DEFAULTS)
+    else:
+        model = models.har_cnn(xtr.shape[1:], classes=classes, seed=args.seed)
+        defaults = dict(training.CNN_DEFAULTS)
+    for key in ("epochs", "batch_size", "lr"):
+        if getattr(args, key) is not None:
+            defaults[key] = getattr(args, key)
+    result = training.train(
+        model, (xtr, ds.train.y), (xv, ds.val.y),
+        epochs=int(defaults["epochs"]), batch_size=int(defaults["batch_size"]),
+        lr=float(defaults["lr"]), schedule=defaults["schedule"],
+        weight_decay=float(defaults["weight_decay"]), seed=args.seed,
+        checkpoint_dir=args.checkpoint_dir, progress=not args.no_progress,
+    )
+
+    def accuracy(x: np.ndarray, y: np.ndarray) -> float:
+        logits = model.predict(x, batch_size=512, verbose=0)
+        return float(np.mean(np.argmax(logits, axis=1) == y))
+
+    out = {
+        "model": args.model,
+        "dataset": ds.name,
+        "val_subjects": [int(s) for s in getattr(ds, "val_subjects", ())],
+        "n_train": len(xtr), "n_val": len(xv), "n_test": len(xte),
+        "params": int(model.count_params()),
+        "val_accuracy": accuracy(xv, ds.val.y),
+        "test_accuracy": accuracy(xte, ds.test.y),
+        "epochs": result.epochs,
+        "selected_epoch": result.selected_epoch,
+        "seconds_per_epoch": result.seconds_per_epoch,
+        "seconds_total": result.seconds_total,
+        "seed": args.seed,
+        "split_seed": args.split_seed,
+        "settings": defaults,
+        "history": result.history,
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+    }
+    path = pathlib.Path(args.json)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1))
+    if args.save_model:
+        model.save(args.save_model)
+    if args.plot:
+        training.plot_history(result, args.plot)
+    print(f"{args.model} on {ds.name}: val {out['val_accuracy']:.4f} test "
+          f"{out['test_accuracy']:.4f} (epoch {out['selected_epoch']}/{out['epochs']}, "
+          f"{out['seconds_per_epoch']:.2f} s/epoch)")
+    return 0

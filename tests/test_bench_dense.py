@@ -1,0 +1,44 @@
+"""``python -m edgeprune.bench dense`` on a small archive built from the UCI mirror."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import MAKE_UCI_ARCHIVE
+
+import edgeprune  # noqa: F401
+from edgeprune.bench.__main__ import main
+
+
+@pytest.fixture(scope="module")
+def small_archive(tmp_path_factory, uci_mirror):
+    out = tmp_path_factory.mktemp("uci")
+    subprocess.run([sys.executable, str(MAKE_UCI_ARCHIVE), str(out), "--subjects", "1", "3",
+                    "5", "2"], check=True, capture_output=True)
+    return out
+
+
+@pytest.mark.needs_uci
+@pytest.mark.parametrize("model", ["cnn", "fastgrnn"])
+def test_bench_dense_writes_json(small_archive, tmp_path, model):
+    out = tmp_path / "dense.json"
+    rc = main(["dense", "--model", model, "--data", "uci", "--data-path", str(small_archive),
+               "--json", str(out), "--epochs", "1", "--val-subjects", "1",
+               "--cache-dir", str(tmp_path / "cache"), "--no-progress"])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    for key in ("val_accuracy", "test_accuracy", "params", "epochs", "selected_epoch",
+                "seconds_per_epoch", "seconds_total", "dataset"):
+        assert key in res, key
+    assert res["dataset"] == "uci-har2" and res["epochs"] == 1 and res["selected_epoch"] == 1
+    assert 0.0 <= res["val_accuracy"] <= 1.0 and 0.0 <= res["test_accuracy"] <= 1.0
+    assert res["params"] == (7169 if model == "fastgrnn" else res["params"])
+
+
+@pytest.mark.bad_input
+def test_bench_dense_bad_epochs(tmp_path):
+    with pytest.raises(SystemExit):
+        main(["dense", "--model", "lstm", "--json", str(tmp_path / "x.json")])
+    assert main(["dense", "--model", "cnn", "--json", str(tmp_path / "x.json"),
+                 "--epochs", "0"]) == 2

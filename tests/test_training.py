@@ -1,0 +1,125 @@
+"""edgeprune.training: selection on validation, resume == uninterrupted, real-data smoke."""
+
+import json
+
+import numpy as np
+import pytest
+import tf_keras as keras
+
+import edgeprune  # noqa: F401
+from edgeprune import models, training
+
+
+def _toy(n=192, t=16, d=4, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, t, d)).astype("float32")
+    y = (x[:, :, 0].mean(1) + 0.3 * x[:, -1, 1] > 0).astype("int64")
+    return x, y
+
+
+def _model():
+    return models.fastgrnn_classifier((16, 4), hidden=8, w_rank=2, u_rank=4, seed=3)
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def __init__(self, at_epoch):
+        super().__init__()
+        self.at_epoch = at_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.at_epoch:
+            raise KeyboardInterrupt
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    x, y = _toy()
+    xv, yv = _toy(96, seed=1)
+    kw = dict(epochs=4, batch_size=32, lr=1e-2, seed=5, progress=False)
+    straight_model = _model()
+    straight = training.train(straight_model, (x, y), (xv, yv), **kw)
+
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(KeyboardInterrupt):  # 'interrupted' after 2 finished epochs
+        training.train(_model(), (x, y), (xv, yv), checkpoint_dir=ckpt,
+                       callbacks=[_Interrupt(2)], **kw)
+    assert json.loads((ckpt / "state.json").read_text())["epoch"] == 2
+    resumed_model = _model()  # a fresh process would rebuild the model
+    resumed = training.train(resumed_model, (x, y), (xv, yv), checkpoint_dir=ckpt, **kw)
+    assert resumed.resumed_from_epoch == 2
+    assert resumed.selected_epoch == straight.selected_epoch
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr"):
+        np.testing.assert_allclose(resumed.history[key], straight.history[key], rtol=1e-6,
+                                   err_msg=key)
+    for a, b in zip(resumed_model.get_weights(), straight_model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    # finished run: calling again trains nothing more and returns the same selection
+    again = training.train(_model(), (x, y), (xv, yv), checkpoint_dir=ckpt, **kw)
+    assert again.epochs == 4 and again.selected_epoch == straight.selected_epoch
+
+
+def test_selects_best_validation_epoch_and_restores_it(tmp_path):
+    x, y = _toy()
+    xv, yv = _toy(96, seed=1)
+    model = _model()
+    res = training.train(model, (x, y), (xv, yv), epochs=5, batch_size=32, lr=3e-2, seed=0,
+                         progress=False)
+    acc = res.history["val_accuracy"]
+    assert res.selected_epoch == int(np.argmax(acc)) + 1  # ties: lower val loss, not used here
+    assert res.best_val_accuracy == pytest.approx(max(acc))
+    _, val_acc = model.evaluate(xv, yv, verbose=0)
+    assert val_acc == pytest.approx(max(acc), abs=1e-6)
+    assert len(res.epoch_seconds) == 5 and res.seconds_total > 0
+    out = training.plot_history(res, tmp_path / "curves.png")
+    assert out.stat().st_size > 1000
+
+
+def test_same_seed_same_result():
+    x, y = _toy(96)
+    runs = [training.train(_model(), (x, y), (x, y), epochs=2, batch_size=32, seed=1,
+                           progress=False).history["loss"] for _ in range(2)]
+    assert runs[0] == runs[1]
+
+
+def test_optimizer_clips_and_schedules():
+    opt = training.make_optimizer(1e-2, schedule="cosine", total_steps=100)
+    assert opt.global_clipnorm == 1.0
+    assert float(opt._learning_rate(100)) == pytest.approx(0.0, abs=1e-9)
+    step = training.make_optimizer(1e-2, schedule="step", total_steps=100)
+    assert float(step._learning_rate(80)) == pytest.approx(1e-4)
+
+
+@pytest.mark.bad_input
+def test_bad_training_arguments(tmp_path):
+    x, y = _toy(64)
+    with pytest.raises(ValueError, match="epochs"):
+        training.train(_model(), (x, y), (x, y), epochs=0, progress=False)
+    with pytest.raises(ValueError, match="batch_size"):
+        training.train(_model(), (x, y), (x, y), epochs=1, batch_size=0, progress=False)
+    with pytest.raises(ValueError, match="schedule"):
+        training.make_optimizer(1e-2, schedule="linear")
+    with pytest.raises(ValueError, match="train_data"):
+        training.train(_model(), (x, y[:3]), (x, y), epochs=1, progress=False)
+    training.train(_model(), (x, y), (x, y), epochs=1, seed=0, checkpoint_dir=tmp_path,
+                   progress=False)
+    with pytest.raises(ValueError, match="checkpoint_dir"):
+        training.train(_model(), (x, y), (x, y), epochs=2, seed=1, checkpoint_dir=tmp_path,
+                       progress=False)
+
+
+CHANNELS = [f"{k}_{a}" for k in ("body_acc", "body_gyro", "total_acc") for a in "xyz"]
+
+
+@pytest.mark.needs_uci
+@pytest.mark.parametrize("builder", ["fastgrnn", "cnn"])
+def test_short_training_on_real_data(uci_mirror, builder):
+    x = np.stack([np.load(uci_mirror / f"{c}_train.npy") for c in CHANNELS], -1)
+    act, subj = np.load(uci_mirror / "y_train.npy"), np.load(uci_mirror / "subject_train.npy")
+    y = np.isin(act, [2, 4, 6]).astype("int64")
+    tr, va = np.isin(subj, [1, 3, 5, 6]), np.isin(subj, [7, 8])  # a small subset
+    mean, std = x[tr].reshape(-1, 9).mean(0), x[tr].reshape(-1, 9).std(0)
+    x = ((x - mean) / std).astype("float32")
+    model = models.fastgrnn_classifier() if builder == "fastgrnn" else models.har_cnn()
+    res = training.train(model, (x[tr], y[tr]), (x[va], y[va]), epochs=3, batch_size=64,
+                         lr=1e-2 if builder == "fastgrnn" else 3e-3, seed=0, progress=False)
+    assert res.history["loss"][-1] < res.history["loss"][0]
+    assert res.best_val_accuracy > 0.7  # chance is ~0.5
