@@ -494,6 +494,20 @@ def run_qemu(elf: Path, board: str, timeout_s: float) -> tuple[int, str, float]:
     return proc.returncode, out, time.monotonic() - t0
 
 
+def toolchain_versions() -> dict[str, str]:
+    """First line of ``--version`` of the compiler and of QEMU (for the report)."""
+    out = {}
+    for key, prog in (("gcc", CROSS + "gcc"), ("qemu", QEMU)):
+        try:
+            text = subprocess.run(
+                [prog, "--version"], capture_output=True, text=True, timeout=30
+            ).stdout
+            out[key] = text.splitlines()[0].strip() if text else "?"
+        except (OSError, subprocess.TimeoutExpired):
+            out[key] = "?"
+    return out
+
+
 def _one_insn_per_tb() -> list[str]:
     """QEMU's flag for one instruction per translation block (renamed in QEMU 8.1)."""
     try:
@@ -782,6 +796,7 @@ def build_and_run(
         "scores": res["scores"],
         "qemu_wall_s": round(wall, 3),
         "elf": built["elf"],
+        "toolchain": toolchain_versions(),
     }
     if exact:
         trace = exact_instructions(elf, board, timeout_s)
