@@ -1,0 +1,107 @@
+"""End-to-end tests of ``python -m edgeprune.pipeline`` in quick mode on hapt-har2.
+
+Each run trains a tiny FastGRNN for two epochs on 400 real windows, so these are
+marked slow (about a minute each on 2 cores).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+QUICK = ["--quick", "--budget-kb", "1"]
+ARTIFACTS = [
+    "report.json", "report.md", "run.json", "model.keras", "frontier.png",
+    "per_layer_sparsity.png", "confusion_matrix.png", "model_int8_step.tflite",
+    "model_int8_head.tflite", "model_sparse_step.tflite", "model_sparse_head.tflite",
+    "c_model/har2_model.h", "c_model/har2_model.c", "c_model/ep_kernels.c",
+    "tflm/model_data.h", "tflm/model_data.cc", "firmware/arduino", "firmware/tflm",
+]
+DETERMINISTIC = ["c_model/har2_model.h", "c_model/har2_model.c", "model_int8_step.tflite",
+                 "model_int8_head.tflite", "tflm/model_data.cc"]
+
+
+def pipeline(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgeprune.pipeline", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=900, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("pipeline") / "run"
+    result = pipeline(*QUICK, "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    return out
+
+
+def test_quick_run_writes_every_artifact_and_a_consistent_report(quick_run: Path):
+    for name in ARTIFACTS:
+        assert (quick_run / name).exists(), name
+    report = json.loads((quick_run / "report.json").read_text())
+    for key in ("model", "dataset", "budget_bytes", "fits_budget", "selected", "accuracy",
+                "bytes", "per_layer", "candidates", "seconds", "versions"):
+        assert key in report, key
+    assert report["dataset"]["name"] == "hapt-har2"
+    assert report["budget_bytes"] == 1024
+    assert report["fits_budget"] is True
+    assert report["bytes"]["model"] <= report["budget_bytes"]
+    assert set(report["accuracy"]) >= {"val", "test_float", "test_tflite_int8", "test_c_int8"}
+    for value in report["accuracy"].values():
+        assert 0.0 <= value <= 1.0
+    selected = [c for c in report["candidates"] if c["selected"]]
+    assert len(selected) == 1 and selected[0]["fits"] and selected[0]["finetuned"]
+    assert selected[0]["model_bytes"] == report["bytes"]["model"]
+    assert selected[0]["val_accuracy"] == report["accuracy"]["val"]
+    # Selection is by validation accuracy among fine-tuned candidates that fit.
+    tuned = [c for c in report["candidates"] if c["finetuned"] and c["fits"]]
+    assert selected[0]["val_accuracy"] == max(c["val_accuracy"] for c in tuned)
+    total = sum(r["weights"] for r in report["per_layer"])
+    nonzeros = sum(r["nonzeros"] for r in report["per_layer"])
+    assert abs((1 - nonzeros / total) - report["selected"]["sparsity"]) <= 1 / total + 1e-9
+    if "mcu" in report:  # the toolchain was present: the board agreed with the reference
+        assert report["mcu"]["agreement"] == 1.0
+        assert report["mcu"]["windows_run"] > 0
+
+
+def test_an_existing_run_with_other_arguments_is_refused(quick_run: Path):
+    result = pipeline("--quick", "--budget-kb", "2", "--out", str(quick_run))
+    assert result.returncode == 4
+    assert "other arguments" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_no_configuration_fits_exits_3_naming_the_smallest_size(tmp_path: Path):
+    result = pipeline("--quick", "--budget-kb", "0.05", "--out", str(tmp_path / "nofit"))
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert "smallest C model reached" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_killed_run_resumes_and_reproduces_the_uninterrupted_bytes(quick_run: Path,
+                                                                    tmp_path: Path):
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "edgeprune.pipeline", *QUICK, "--out",
+                             str(out)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while not list((out / "stages").glob("dense-*.json")) and time.monotonic() < deadline:
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "report.json").exists()
+
+    resumed = pipeline(*QUICK, "--out", str(out))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming" in resumed.stderr and "reused from an earlier run" in resumed.stderr
+    for name in DETERMINISTIC:
+        assert (out / name).read_bytes() == (quick_run / name).read_bytes(), name
