@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -290,3 +291,25 @@ def test_cli_build_without_windows(toy_dir: Path, tmp_path: Path, capsys) -> Non
     assert cli.main(["build", "--artifacts", str(tmp_path)]) == 0
     with pytest.raises(firmware.BadOutputDir):
         firmware.build_firmware(toy_dir, synthetic_windows(1), None, "mps2-an386", tmp_path)
+
+
+@needs_tools
+def test_generated_folder_builds_with_make_werror(toy_dir: Path, tmp_path: Path) -> None:
+    """Users' path: the generated folder is a plain make project, -Wall -Wextra clean."""
+    windows = synthetic_windows(2, seed=4)
+    expected, _ = toy_reference(windows)
+    fw = tmp_path / "fw"
+    firmware.build_firmware(toy_dir, windows, expected, "mps2-an385", fw)
+    for board in BOARDS:
+        subprocess.run(["make", "-s", "clean"], cwd=fw, check=True, timeout=60)
+        proc = subprocess.run(
+            ["make", "-s", f"BOARD={board}", "EXTRA_CFLAGS=-Werror", "TIMEOUT=20", "run"],
+            cwd=fw,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        out = proc.stdout + proc.stderr
+        assert "warning" not in out
+        assert "EP END windows=2 mismatches=0" in out
