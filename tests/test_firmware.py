@@ -313,3 +313,16 @@ def test_generated_folder_builds_with_make_werror(toy_dir: Path, tmp_path: Path)
         out = proc.stdout + proc.stderr
         assert "warning" not in out
         assert "EP END windows=2 mismatches=0" in out
+
+
+@needs_tools
+def test_long_windows_fall_back_to_systick(
+    toy_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("edgeprune.firmware._cortex_m.EXACT_MAX_INSTRUCTIONS", 1000)
+    windows = synthetic_windows(1)
+    mcu = firmware.build_and_run(toy_dir, windows, None, "mps2-an386", tmp_path / "fw", 20)
+    assert mcu["instruction_method"].startswith("systick")
+    assert "exact trace skipped" in mcu["instruction_method"]
+    assert mcu["instructions_per_window"] == 40 * mcu["systick_ticks_per_window"][0]
+    assert mcu["agreement"] is None  # no reference given

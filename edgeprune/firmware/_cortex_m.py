@@ -47,6 +47,9 @@ BOARDS: dict[str, dict[str, str]] = {
 #: clock that SysTick counts is 25 MHz: one tick = 40 instructions.
 INSTRUCTIONS_PER_TICK = 40
 
+#: Above this many instructions per window (SysTick estimate) the exact trace is skipped.
+EXACT_MAX_INSTRUCTIONS = 40_000_000
+
 QEMU = "qemu-system-arm"
 CROSS = "arm-none-eabi-"
 
@@ -745,7 +748,9 @@ def build_and_run(
       * ``expected_classes``: (N,) classes from the Python integer reference, or None.
       * ``out_dir`` is replaced by the firmware sources and ``build/``; call again with a
         different ``out_dir`` (e.g. a dense build of the same model) to compare.
-      * ``timeout_s`` bounds each QEMU run; a hang raises FirmwareHung.
+      * ``timeout_s`` bounds the QEMU run; a hang raises FirmwareHung.
+      * ``exact``: count window 0 exactly from an execution trace (and profile it); else,
+        or when the trace would be too long, SysTick x 40 (``instruction_method`` says).
 
     Returns the ``mcu`` report section: ``board``, ``cpu``, ``flash_bytes``, ``ram_bytes``
     (data + bss + measured stack high-water), ``model_bytes``, ``instructions_per_window``,
@@ -798,23 +803,35 @@ def build_and_run(
         "elf": built["elf"],
         "toolchain": toolchain_versions(),
     }
-    if exact:
-        trace = exact_instructions(elf, board, timeout_s)
-        count = trace.instructions
-        report["instructions_per_window"] = count
-        report["instruction_profile"] = trace.by_function
-        report["instruction_profile_lines"] = trace.by_line
-        report["instruction_method"] = (
-            "exact: QEMU -singlestep -d exec,nochain trace of window 0, instructions from "
-            "ep_mark_begin to ep_mark_end (instruction count, not cycles)"
+    systick_method = (
+        f"systick: SysTick ticks x {INSTRUCTIONS_PER_TICK} under -icount shift=0 "
+        "(25 MHz clock, 1 ns per instruction), mean over windows (+-40 per window)"
+    )
+    report["instructions_per_window"] = int(round(float(np.mean(systick_instr))))
+    report["instruction_method"] = systick_method
+    estimate = max(systick_instr)
+    if exact and estimate > EXACT_MAX_INSTRUCTIONS:
+        report["instruction_method"] += (
+            f"; exact trace skipped ({estimate / 1e6:.0f} M instructions > "
+            f"{EXACT_MAX_INSTRUCTIONS / 1e6:.0f} M)"
         )
-        report["instructions_per_tick"] = round(count / ticks[0], 3) if ticks[0] else None
-    else:
-        report["instructions_per_window"] = int(round(float(np.mean(systick_instr))))
-        report["instruction_method"] = (
-            f"systick: SysTick ticks x {INSTRUCTIONS_PER_TICK} under -icount shift=0 "
-            "(25 MHz clock, 1 ns per instruction), mean over windows (+-40 per window)"
-        )
+    elif exact:
+        # the trace runs ~1.5 s per million instructions: give it room beyond timeout_s
+        trace_timeout = max(timeout_s, 10.0 + 3.0 * estimate / 1e6)
+        try:
+            trace = exact_instructions(elf, board, trace_timeout)
+        except FirmwareHung:
+            report["instruction_method"] += f"; exact trace gave up after {trace_timeout:.0f} s"
+        else:
+            count = trace.instructions
+            report["instructions_per_window"] = count
+            report["instruction_profile"] = trace.by_function
+            report["instruction_profile_lines"] = trace.by_line
+            report["instruction_method"] = (
+                "exact: QEMU -singlestep -d exec,nochain trace of window 0, instructions from "
+                "ep_mark_begin to ep_mark_end (instruction count, not cycles)"
+            )
+            report["instructions_per_tick"] = round(count / ticks[0], 3) if ticks[0] else None
     return report
 
 
