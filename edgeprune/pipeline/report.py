@@ -24,11 +24,14 @@ def _save(fig: plt.Figure, path: pathlib.Path) -> None:
 def plot_frontier(candidates: list[dict[str, Any]], budget_bytes: int, path: pathlib.Path) -> None:
     """Validation accuracy against measured model bytes, the budget as a vertical line."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for fits, marker, label in ((True, "o", "fits"), (False, "x", "over budget")):
-        pts = [c for c in candidates if c["fits"] == fits]
-        if pts:
-            ax.scatter([c["model_bytes"] / 1024 for c in pts],
-                       [100 * c["val_accuracy"] for c in pts], marker=marker, label=label)
+    kinds = ((False, "x", "one-shot probe"), (True, "o", "pruned + fine-tuned"))
+    for tuned, marker, label in kinds:
+        for fits, color in ((True, "tab:blue"), (False, "tab:grey")):
+            pts = [c for c in candidates if c["finetuned"] == tuned and c["fits"] == fits]
+            if pts:
+                ax.scatter([c["model_bytes"] / 1024 for c in pts],
+                           [100 * c["val_accuracy"] for c in pts], marker=marker, color=color,
+                           label=f"{label}{'' if fits else ' (over budget)'}")
     chosen = [c for c in candidates if c.get("selected")]
     if chosen:
         ax.scatter([chosen[0]["model_bytes"] / 1024], [100 * chosen[0]["val_accuracy"]],
@@ -116,12 +119,12 @@ def write_report_md(report: dict[str, Any], path: pathlib.Path) -> None:
     lines += ["", "Accuracies say their split: selection used the validation split only; the",
               "test split was evaluated once, for the selected model.", "",
               "## Candidates", "",
-              "| hidden | w_rank | u_rank | sparsity | model bytes | val accuracy | fits |",
-              "|---|---|---|---|---|---|---|"]
+              "| architecture | sparsity | fine-tuned | model bytes | val acc. (C int8) | fits |",
+              "|---|---|---|---|---|---|"]
     for c in report["candidates"]:
         mark = " (selected)" if c.get("selected") else ""
-        lines.append(f"| {c.get('hidden', '')} | {c.get('w_rank', '')} | {c.get('u_rank', '')} "
-                     f"| {c['sparsity']:.3f} | {c['model_bytes']} | {100 * c['val_accuracy']:.2f}% "
+        lines.append(f"| {c['arch']} | {c['sparsity']:.3f} | {'yes' if c['finetuned'] else 'no'} "
+                     f"| {c['model_bytes']} | {100 * c['val_accuracy']:.2f}% "
                      f"| {'yes' if c['fits'] else 'no'}{mark} |")
     lines += ["", "## Per-layer sparsity", "", "| layer | weights | nonzeros | sparsity |",
               "|---|---|---|---|"]
