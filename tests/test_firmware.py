@@ -326,3 +326,14 @@ def test_long_windows_fall_back_to_systick(
     assert "exact trace skipped" in mcu["instruction_method"]
     assert mcu["instructions_per_window"] == 40 * mcu["systick_ticks_per_window"][0]
     assert mcu["agreement"] is None  # no reference given
+
+
+@needs_tools
+@pytest.mark.bad_input
+def test_trace_of_a_qemu_that_dies_at_once(toy_dir: Path, tmp_path: Path) -> None:
+    """QEMU failing before it opens its trace FIFO must not block the reader."""
+    from edgeprune.firmware._cortex_m import exact_instructions
+
+    built = firmware.build_firmware(toy_dir, synthetic_windows(1), None, "mps2-an386", tmp_path)
+    with pytest.raises(firmware.FirmwareCrashed, match="no complete window"):
+        exact_instructions(Path(built["elf"]), "no-such-machine", 10)

@@ -564,9 +564,21 @@ def exact_instructions(elf: Path, board: str, timeout_s: float, top_lines: int =
     end = symbol_address(elf, "ep_mark_end")
     killed = threading.Event()
 
-    def kill(proc: subprocess.Popen[Any]) -> None:
+    def unblock(fifo: Path) -> None:
+        # a reader blocked in open() (QEMU died before opening its log) gets EOF
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+
+    def kill(proc: subprocess.Popen[Any], fifo: Path) -> None:
         killed.set()
         _kill_group(proc)
+        unblock(fifo)
+
+    def watch(proc: subprocess.Popen[Any], fifo: Path) -> None:
+        proc.wait()
+        unblock(fifo)
 
     with tempfile.TemporaryDirectory(prefix="ep_trace_") as tmp:
         fifo = Path(tmp) / "exec.log"
@@ -578,8 +590,9 @@ def exact_instructions(elf: Path, board: str, timeout_s: float, top_lines: int =
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        timer = threading.Timer(timeout_s, kill, args=(proc,))
+        timer = threading.Timer(timeout_s, kill, args=(proc, fifo))
         timer.start()
+        threading.Thread(target=watch, args=(proc, fifo), daemon=True).start()
         count = None
         pcs: dict[int, int] = {}
         names: dict[int, bytes] = {}
