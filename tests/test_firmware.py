@@ -84,11 +84,12 @@ BEHAVIOURS = {
 }
 
 
-def write_toy_model(folder: Path, behaviour: str = "ok") -> Path:
+def write_toy_model(folder: Path, behaviour: str = "ok", input_type: str = "int16_t") -> Path:
     """Write the stand-in C model (``ok``, ``hang`` forever, or ``crash`` with UDF)."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "toy_model.h").write_text(TOY_H)
-    (folder / "toy_model.c").write_text(TOY_C.replace("BEHAVIOUR", BEHAVIOURS[behaviour]))
+    (folder / "toy_model.h").write_text(TOY_H.replace("const int16_t", f"const {input_type}"))
+    source = TOY_C.replace("BEHAVIOUR", BEHAVIOURS[behaviour])
+    (folder / "toy_model.c").write_text(source.replace("const int16_t", f"const {input_type}"))
     return folder
 
 
@@ -337,3 +338,18 @@ def test_trace_of_a_qemu_that_dies_at_once(toy_dir: Path, tmp_path: Path) -> Non
     built = firmware.build_firmware(toy_dir, synthetic_windows(1), None, "mps2-an386", tmp_path)
     with pytest.raises(firmware.FirmwareCrashed, match="no complete window"):
         exact_instructions(Path(built["elf"]), "no-such-machine", 10)
+
+
+@needs_tools
+def test_int8_input_model(tmp_path: Path) -> None:
+    model = write_toy_model(tmp_path / "c8", input_type="int8_t")
+    windows = np.random.default_rng(9).integers(-128, 128, size=(3, 128, 9)).astype(np.int8)
+    expected, scores = toy_reference(windows)
+    mcu = firmware.build_and_run(
+        model, windows, expected, "mps2-an385", tmp_path / "fw", 20, exact=False
+    )
+    assert mcu["agreement"] == 1.0 and mcu["scores"] == scores.tolist()
+    with pytest.raises(firmware.BadWindows, match="int8_t range"):
+        firmware.build_firmware(
+            model, windows.astype(np.int16) * 2, None, "mps2-an385", tmp_path / "fw"
+        )
