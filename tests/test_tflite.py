@@ -292,3 +292,25 @@ def test_step_int16x8(
     assert (out.argmax(1) == ref.argmax(1)).mean() >= 0.95
     err8 = np.abs(T.predict_tflite(bundle_int8, windows) - ref).mean()
     assert np.abs(out - ref).mean() < 0.5 * err8
+
+
+@pytest.mark.bad_input
+def test_sparse_int8_fastgrnn_is_verified(windows: np.ndarray) -> None:
+    """litert's sparse int8 FULLY_CONNECTED computes the step wrongly: refuse it loudly."""
+    p = random_params(2, sparsity=0.9)
+    with pytest.raises(ValueError, match="sparse-encoded model disagrees"):
+        T.fastgrnn_to_tflite(p, "int8", windows[:4], sparse=True)
+    b = T.fastgrnn_to_tflite(p, "int8", windows[:4], sparse=True, verify=False)
+    assert b.size_bytes > 0
+
+
+def test_cli_carray(tmp_path, bundle_int8: T.FastGRNNTFLite) -> None:
+    from export.tflite.__main__ import main
+
+    meta = bundle_int8.save(tmp_path, "fg")["meta"]
+    out = tmp_path / "c"
+    out.mkdir()
+    assert main(["carray", meta, str(out), "--name", "fg_model", "--arena", "8192"]) == 0
+    hdr = (out / "fg_model.h").read_text()
+    assert "kTensorArenaSize = 8192;" in hdr and "kSeqLen = 128;" in hdr
+    assert main(["carray", str(tmp_path / "missing.tflite"), str(out)]) == 2

@@ -243,6 +243,66 @@ def _convert(
             raise ValueError(f"TFLite conversion failed: {msg}") from exc
 
 
+def _probe_outputs(model: bytes, seed: int = 0, batch: int = 8) -> list[np.ndarray]:
+    """Outputs of ``model`` (litert, builtin kernels) on seeded random inputs."""
+    from export.tflite._predict import make_interpreter
+
+    rng = np.random.default_rng(seed)
+    it = make_interpreter(model)
+    ind = it.get_input_details()
+    fixed = any(int(d["shape_signature"][0]) != -1 for d in ind)
+    n = 1 if fixed else batch
+    for d in ind:
+        it.resize_tensor_input(d["index"], [n, *[int(v) for v in d["shape"][1:]]])
+    it.allocate_tensors()
+    for d in sorted(ind, key=lambda d: d["name"]):
+        shape = [n, *[int(v) for v in d["shape"][1:]]]
+        if np.issubdtype(d["dtype"], np.integer):
+            info = np.iinfo(d["dtype"])
+            lo, hi = max(info.min, -128), min(info.max, 127)
+            if d["dtype"] == np.int16:
+                lo, hi = -8192, 8191
+            val = rng.integers(lo, hi + 1, size=shape).astype(d["dtype"])
+        else:
+            val = rng.normal(size=shape).astype(np.float32)
+        it.set_tensor(d["index"], val)
+    it.invoke()
+    return [it.get_tensor(d["index"]).copy() for d in it.get_output_details()]
+
+
+def verify_sparse(sparse_model: bytes, dense_model: bytes) -> float:
+    """Max |difference| between a sparse-encoded model and its dense twin on random inputs
+    (int LSBs for integer outputs).  ValueError (one line) if an integer model differs by
+    more than 1 LSB or a float one by more than 1e-4 relative: ai-edge-litert's sparse
+    integer FULLY_CONNECTED kernels return wrong values for some layouts (measured: the
+    FastGRNN step, ranks 5/40)."""
+    worst = 0.0
+    for a, b in zip(_probe_outputs(sparse_model), _probe_outputs(dense_model), strict=True):
+        diff = float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max())
+        if np.issubdtype(a.dtype, np.integer):
+            bad = diff > 1.0
+        else:
+            bad = diff > 1e-4 * max(1.0, float(np.abs(b).max()))
+        if bad:
+            raise ValueError(
+                f"sparse-encoded model disagrees with the dense one in ai-edge-litert (max "
+                f"diff {diff:g}{' LSB' if np.issubdtype(a.dtype, np.integer) else ''}); "
+                "its sparse integer kernels mishandle this model: use the dense integer model "
+                "or float sparse (or verify=False to get the bytes anyway)"
+            )
+        worst = max(worst, diff)
+    return worst
+
+
+def _convert_checked(
+    keras_model: Any, quantization: str, rep: Any, sparse: bool, per_tensor: bool, verify: bool
+) -> bytes:
+    out = _convert(keras_model, quantization, rep, sparse, per_tensor)
+    if sparse and verify:
+        verify_sparse(out, _convert(keras_model, quantization, rep, False, per_tensor))
+    return out
+
+
 def _batches(arr: np.ndarray, size: int) -> Iterator[np.ndarray]:
     for i in range(0, len(arr), size):
         yield arr[i : i + size]
@@ -256,6 +316,7 @@ def keras_to_tflite(
     sparse: bool = False,
     max_samples: int = 500,
     per_tensor: bool = False,
+    verify: bool = True,
 ) -> bytes:
     """Convert a built feed-forward Keras model (e.g. a HAR CNN) to a .tflite flatbuffer.
 
@@ -263,9 +324,10 @@ def keras_to_tflite(
     (int8 weights, int16 activations and in/out); the integer modes need
     ``representative`` (normalised training windows of the model's input shape; the first
     ``max_samples`` are used).  ``sparse=True`` adds ``Optimize.EXPERIMENTAL_SPARSITY``
-    (sparse-encoded weights: run it with default delegates off; TFLM cannot run it).
-    Raises ValueError for an unbuilt model, an unsupported layer (named), NaN weights or a
-    wrong representative set.
+    (sparse-encoded weights: run it with default delegates off; TFLM cannot run it); with
+    ``verify`` the result is checked against the dense conversion (:func:`verify_sparse`).
+    ``per_tensor`` turns per-channel weight scales off.  Raises ValueError for an unbuilt
+    model, an unsupported layer (named), NaN weights or a wrong representative set.
     """
     check_keras_model(model)
     rep = None
@@ -276,7 +338,7 @@ def keras_to_tflite(
             for b in _batches(arr, 16):
                 yield [b]
 
-    return _convert(model, quantization, rep, sparse, per_tensor)
+    return _convert_checked(model, quantization, rep, sparse, per_tensor, verify)
 
 
 # ------------------------------------------------------------------ FastGRNN
@@ -340,6 +402,7 @@ def fastgrnn_to_tflite(
     sparse: bool = False,
     max_windows: int = 200,
     per_tensor: bool = False,
+    verify: bool = True,
 ) -> FastGRNNTFLite | bytes:
     """Convert a FastGRNN (CONTRACTS.md parameter dict) to TFLite.
 
@@ -351,8 +414,9 @@ def fastgrnn_to_tflite(
     (recommended for FastGRNN: int8 weights, int16 state).  ``method="while"``
     (workaround A): one flatbuffer holding a ``tf.while_loop`` over a rotating sequence,
     input ``(1, seq_len, d)`` -> logits.
-    ``sparse`` adds ``EXPERIMENTAL_SPARSITY``.  ValueError for bad params (NaN included)
-    or a bad representative set.
+    ``sparse`` adds ``EXPERIMENTAL_SPARSITY`` (checked against the dense conversion when
+    ``verify``: litert's sparse int8 kernels compute this step wrongly).  ValueError for bad
+    params (NaN included) or a bad representative set.
     """
     p = fg.check_params(params)
     if quantization not in QUANTIZATIONS:
@@ -374,7 +438,9 @@ def fastgrnn_to_tflite(
                 for w in data:
                     yield [w[None]]
 
-        return _convert(_while_keras(p, seq_len), quantization, rep, sparse, per_tensor)
+        return _convert_checked(
+            _while_keras(p, seq_len), quantization, rep, sparse, per_tensor, verify
+        )
 
     rep_step = rep_head = None
     if arr is not None:
@@ -388,8 +454,8 @@ def fastgrnn_to_tflite(
             for b in _batches(h_last, 16):
                 yield {"h": b}
 
-    step = _convert(_step_keras(p), quantization, rep_step, sparse, per_tensor)
-    head = _convert(_head_keras(p), quantization, rep_head, sparse, per_tensor)
+    step = _convert_checked(_step_keras(p), quantization, rep_step, sparse, per_tensor, verify)
+    head = _convert_checked(_head_keras(p), quantization, rep_head, sparse, per_tensor, verify)
     return FastGRNNTFLite(
         step=step, head=head, seq_len=seq_len, input_dim=p["d"], hidden=p["H"],
         num_classes=p["C"], quantization=quantization,
