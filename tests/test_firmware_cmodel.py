@@ -93,3 +93,26 @@ def test_synthetic_windows_dense_vs_sparse(tmp_path: Path) -> None:
         assert mcu["scores"] == scores.tolist()
         results[name] = mcu
     assert results["sparse"]["model_bytes"] < results["dense"]["model_bytes"] / 2
+
+
+def test_small_cnn_model(tmp_path: Path) -> None:
+    """A generated integer CNN (conv, maxpool, GAP, dense) through the same firmware."""
+    if not hasattr(cmodel, "quantize_cnn"):
+        pytest.skip("export.cmodel has no CNN generator")
+    r = np.random.default_rng(0)
+    layers = [
+        {"type": "conv1d", "name": "conv0", "padding": "same", "stride": 1, "relu": True,
+         "kernel": r.normal(0, 0.3, (5, 9, 8)), "bias": r.normal(0, 0.05, 8)},
+        {"type": "maxpool1d", "name": "pool0", "pool": 2, "stride": 2},
+        {"type": "gap1d", "name": "gap"},
+        {"type": "dense", "name": "logits", "relu": False,
+         "kernel": r.normal(0, 0.5, (8, 2)), "bias": np.zeros(2)},
+    ]  # fmt: skip
+    im = cmodel.quantize_cnn(layers, np.zeros(9), np.ones(9), r.normal(0, 0.5, (32, 128, 9)))
+    cmodel.generate_c(im, tmp_path / "cnn", "cnn")
+    x16 = cmodel.quantize_input(im, r.normal(0, 0.5, (4, 128, 9)))
+    expected, scores = cmodel.reference_predict(im, x16)
+    mcu = firmware.build_and_run(
+        tmp_path / "cnn", x16, expected, "mps2-an385", tmp_path / "fw", 20, exact=False
+    )
+    assert mcu["agreement"] == 1.0 and mcu["scores"] == scores.tolist()
