@@ -206,6 +206,11 @@ def test_disagreement_is_reported(toy_dir: Path, tmp_path: Path) -> None:
         toy_dir, windows, 1 - expected, "mps2-an386", tmp_path / "fw", 30, exact=False
     )
     assert mcu["agreement"] == 0.0
+    out = tmp_path / "OUT"
+    shutil.copytree(toy_dir, out / "c_model")
+    np.savez(out / "test_windows.npz", windows=windows, expected=1 - expected)
+    assert cli.main(["run", "--artifacts", str(out), "--no-trace"]) == 6
+    assert json.loads((out / "report.json").read_text())["mcu"]["agreement"] == 0.0
 
 
 # --------------------------------------------------------------------- bad input catalogue
