@@ -99,7 +99,7 @@ typedef struct {
     ep_sparse_t u1;             /* U1^T (u_rank x H), or U^T (H x H) when u_rank == 0 */
     ep_sparse_t u2;             /* U2^T (H x u_rank), EP_FMT_NONE when u_rank == 0 */
     ep_sparse_t dense;          /* classifier kernel^T (classes x H) */
-    int32_t rq_mult[4];         /* requantisers EP_RQ_*: y = round(acc * mult / 2^shift) */
+    int32_t rq_mult[4];         /* EP_RQ_* requantisers: round(acc * mult / 2^shift), mult >= 0 */
     uint16_t zeta_q15;          /* sigmoid(zeta) in Q15 */
     uint16_t nu_q15;            /* sigmoid(nu) in Q15 */
     uint16_t in_mult_off;       /* i16[d] (0 .. 16383): x = sat16(((raw - in_mean) * in_mult */

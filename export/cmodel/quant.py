@@ -32,7 +32,8 @@ _LUT_XMAX = 8
 
 @dataclass(frozen=True)
 class Requant:
-    """``y = round(acc * mult / 2**shift)``; ``mult`` in [2^30, 2^31), ``1 <= shift <= 62``."""
+    """``y = round(acc * mult / 2**shift)``; ``mult`` in [2^30, 2^31) and ``1 <= shift <= 62``
+    (a gain below 2^-32 keeps ``shift = 62`` with a smaller ``mult``, possibly 0)."""
 
     mult: int
     shift: int
@@ -48,7 +49,9 @@ class Requant:
             mult //= 2
             e += 1
         shift = 30 - e
-        if not 1 <= shift <= 62:
+        if shift > 62:  # tiny gain: fewer mantissa bits (down to 0: the path rounds to 0)
+            return cls(int(round(m * 2.0**62)), 62)
+        if shift < 1:
             raise ValueError(f"requantiser {what}: multiplier {m:g} out of fixed-point range")
         return cls(int(mult), int(shift))
 
