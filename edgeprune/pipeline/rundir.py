@@ -61,7 +61,15 @@ class RunDir:
                     f"--out {self.root} is not empty and holds no edgeprune run: "
                     "choose a new folder (nothing was overwritten)"
                 )
-            previous = json.loads(run_file.read_text())
+            try:
+                previous = json.loads(run_file.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                previous = None
+            if not isinstance(previous, dict):
+                raise OutDirError(
+                    f"--out {self.root} holds an unreadable {RUN_FILE}: choose a new folder "
+                    "(nothing was overwritten)"
+                )
             if previous != self.run_args:
                 changed = sorted(k for k in set(previous) | set(self.run_args)
                                  if previous.get(k) != self.run_args.get(k))
