@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import pathlib
 import sys
+from typing import NoReturn
 
 import edgeprune  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
@@ -43,6 +44,18 @@ def positive_float(text: str) -> float:
     return value
 
 
+MAX_BUDGET_KB = 1024.0 * 1024.0  # 1 GiB: far beyond any microcontroller's flash
+
+
+def budget_kb(text: str) -> float:
+    """argparse type: a flash budget in KiB, > 0 and at most ``MAX_BUDGET_KB``."""
+    value = positive_float(text)
+    if value > MAX_BUDGET_KB:
+        raise argparse.ArgumentTypeError(
+            f"{text} KiB is not a microcontroller flash budget (at most {MAX_BUDGET_KB:g})")
+    return value
+
+
 def min_threshold_value(text: str) -> float | int:
     """argparse type: a fraction in [0, 1) or a whole count >= 1 of weights kept per layer."""
     try:
@@ -52,18 +65,38 @@ def min_threshold_value(text: str) -> float | int:
     if not (0 <= value < 1 or (value >= 1 and value.is_integer())):
         raise argparse.ArgumentTypeError(
             f"must be a fraction in [0, 1) or a whole count of weights, got {text}")
+    if value >= 2**31:
+        raise argparse.ArgumentTypeError(f"a count of {text} weights is beyond any model")
     return int(value) if value >= 1 else value
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line on stderr, exit 2, no usage dump
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _remove_unstarted(out: pathlib.Path, existed: bool) -> None:
+    """After bad input found before any stage ran, leave a fresh --out as it was found
+    (``existed``: the folder was there, empty, before this run)."""
+    try:
+        if [p.name for p in out.iterdir()] == ["run.json"]:
+            (out / "run.json").unlink()
+            if not existed:
+                out.rmdir()
+    except OSError:
+        pass
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m edgeprune.pipeline", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="exit codes: 0 fits, 2 bad input, 3 nothing fits the budget, "
                "4 --out unusable, 130 interrupted (rerun to resume)")
     parser.add_argument("--model", choices=("fastgrnn", "cnn"), default="fastgrnn",
                         help="network family (default: fastgrnn)")
-    parser.add_argument("--budget-kb", type=positive_float, default=8.0,
+    parser.add_argument("--budget-kb", type=budget_kb, default=8.0,
                         help="flash budget for the model's constant data, in KiB (1 KiB = 1024 B;"
                              " weights, indices, scales, biases, normalisation); default 8")
     parser.add_argument("--data", choices=("hapt", "uci"), default="hapt",
@@ -92,12 +125,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.data == "uci" and args.data_path is None:
         parser.error("--data uci needs --data-path (the official archive; get it with "
                      "`python -m har_data download`)")
+    if args.data_path is not None and not args.data_path.exists():  # before TensorFlow loads
+        parser.error(f"--data-path {args.data_path}: no such file or directory")
     if args.out is None:
         args.out = pathlib.Path("runs") / f"{args.model}-{args.budget_kb:g}kb"
 
     from edgeprune.pipeline.run import NoFitError, run  # heavy imports after parsing
     from edgeprune.pipeline.rundir import OutDirError
 
+    existed = args.out.exists()
+    fresh = not existed or (args.out.is_dir() and not any(args.out.iterdir()))
     try:
         run(args)
     except OutDirError as err:
@@ -111,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
               "stage", file=sys.stderr)
         return EXIT_INTERRUPTED
     except ValueError as err:  # bad input data or arguments found past parsing
+        if fresh:
+            _remove_unstarted(args.out, existed)
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK
