@@ -94,6 +94,16 @@ def _toolchain() -> str:
     return "arm-cortex-m4" if shutil.which("arm-none-eabi-gcc") else "host-gcc"
 
 
+def _replace_dir(target: Path, write) -> None:
+    """``write(folder)`` into a temporary sibling, then swap it in: a kill never leaves a
+    half-written ``target`` (at worst none, and the rerun writes it)."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write(tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+
+
 class Pipeline:
     """One run: ``Pipeline(args).run()`` returns the report dict (also written to --out)."""
 
@@ -289,7 +299,10 @@ class Pipeline:
             ds, fam, out = self.ds, self.family, self.rd.root
             x_test = ds.normalize(ds.test.x)
             float_pred = np.argmax(model.predict(x_test, batch_size=256, verbose=0), axis=1)
-            model.save(str(self.rd.path("model.keras")))
+            keras_path = self.rd.path("model.keras")
+            keras_tmp = keras_path.with_name(".tmp-model.keras")  # a kill never leaves half
+            model.save(str(keras_tmp))
+            keras_tmp.replace(keras_path)
 
             int_model = fam.quantize(model, ds)
             provenance = {"model": fam.name, **arch.as_dict(), "sparsity": best["sparsity"],
@@ -338,8 +351,9 @@ class Pipeline:
         from edgeprune import firmware as fw
 
         out = self.rd.root
-        fw.generate_arduino(out / "c_model", out / "firmware" / "arduino")
-        fw.generate_tflm(out / "tflm", out / "firmware" / "tflm")
+        _replace_dir(out / "firmware" / "arduino",
+                     lambda d: fw.generate_arduino(out / "c_model", d))
+        _replace_dir(out / "firmware" / "tflm", lambda d: fw.generate_tflm(out / "tflm", d))
         if self.args.no_firmware:
             return None
         if not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")):
