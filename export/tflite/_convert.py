@@ -245,7 +245,7 @@ def _convert(
 
 def _probe_outputs(model: bytes, seed: int = 0, batch: int = 8) -> list[np.ndarray]:
     """Outputs of ``model`` (litert, builtin kernels) on seeded random inputs."""
-    from export.tflite._predict import make_interpreter
+    from export.tflite._predict import allocate, make_interpreter
 
     rng = np.random.default_rng(seed)
     it = make_interpreter(model)
@@ -254,7 +254,7 @@ def _probe_outputs(model: bytes, seed: int = 0, batch: int = 8) -> list[np.ndarr
     n = 1 if fixed else batch
     for d in ind:
         it.resize_tensor_input(d["index"], [n, *[int(v) for v in d["shape"][1:]]])
-    it.allocate_tensors()
+    allocate(it)
     for d in sorted(ind, key=lambda d: d["name"]):
         shape = [n, *[int(v) for v in d["shape"][1:]]]
         if np.issubdtype(d["dtype"], np.integer):

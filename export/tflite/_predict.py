@@ -38,6 +38,16 @@ def make_interpreter(
         raise ValueError(f"not a loadable TFLite model: {str(exc).splitlines()[0]}") from None
 
 
+def allocate(it: Any) -> None:
+    """``it.allocate_tensors()`` with litert's RuntimeError turned into a one-line ValueError
+    (e.g. a kernel that cannot prepare a node of this model)."""
+    try:
+        it.allocate_tensors()
+    except RuntimeError as exc:
+        lines = [t for t in str(exc).splitlines() if t.strip()] or [type(exc).__name__]
+        raise ValueError(f"ai-edge-litert cannot run this model: {lines[-1]}") from None
+
+
 def io_index(details: Sequence[Mapping[str, Any]], key: str) -> int:
     """Position of the tensor called ``key`` (``serving_default_<key>:0``, ``<key>`` or
     ``.../<key>``) in ``details``; ValueError if none or several match."""
@@ -116,10 +126,10 @@ def _run_single(
         n = len(chunk)
         if int(sig[0]) == -1 and cur != n:
             it.resize_tensor_input(ind[0]["index"], [n, *want])
-            it.allocate_tensors()
+            allocate(it)
             cur = n
         elif cur is None:
-            it.allocate_tensors()
+            allocate(it)
             cur = n
         if int(sig[0]) != -1 and n != bs:
             raise ValueError(f"model has a fixed batch of {bs}")
@@ -151,9 +161,9 @@ class StepRunner:
             return
         self.step.resize_tensor_input(self.x_d["index"], [n, self.b.input_dim])
         self.step.resize_tensor_input(self.h_d["index"], [n, self.b.hidden])
-        self.step.allocate_tensors()
+        allocate(self.step)
         self.head.resize_tensor_input(self.hi_d["index"], [n, self.b.hidden])
-        self.head.allocate_tensors()
+        allocate(self.head)
         self.n = n
 
     def run(self, x: np.ndarray) -> np.ndarray:

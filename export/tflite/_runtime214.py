@@ -97,10 +97,10 @@ def _inputs(model: bytes, seed: int) -> dict[str, np.ndarray]:
 
 
 def _litert(model: bytes, data: dict[str, np.ndarray]) -> np.ndarray:
-    from export.tflite._predict import make_interpreter
+    from export.tflite._predict import allocate, make_interpreter
 
     it = make_interpreter(model, reference_kernels=True)
-    it.allocate_tensors()
+    allocate(it)
     for i, d in enumerate(it.get_input_details()):
         it.set_tensor(d["index"], data[f"in{i}"])
     it.invoke()
