@@ -88,7 +88,10 @@ def tflm_arena_size(model: bytes, search: bool = True, align: int = 16) -> dict[
             raise ValueError("TFLM did not report its arena allocation")
         minimal = None
         if search:
-            lo, hi = 0, -(-(reported + 1024) // align)  # in units of align; hi works?
+            # in units of align; start from a bracket around the reported total
+            lo, hi = reported // 2 // align, -(-(reported + 1024) // align)
+            if _probe(path, lo * align, n_inputs)[0]:
+                lo = 0
             if not _probe(path, hi * align, n_inputs)[0]:
                 hi = HOST_ARENA // align
             while hi - lo > 1:  # invariant: lo fails (or 0), hi works
