@@ -34,7 +34,8 @@ class _Interrupt(keras.callbacks.Callback):
 def test_resume_equals_uninterrupted(tmp_path):
     x, y = _toy()
     xv, yv = _toy(96, seed=1)
-    kw = dict(epochs=4, batch_size=32, lr=1e-2, seed=5, progress=False)
+    kw = dict(epochs=4, batch_size=32, lr=1e-2, seed=5, progress=False,
+              augment=training.jitter(0.2, 0.1))
     straight_model = _model()
     straight = training.train(straight_model, (x, y), (xv, yv), **kw)
 
@@ -78,6 +79,15 @@ def test_same_seed_same_result():
     runs = [training.train(_model(), (x, y), (x, y), epochs=2, batch_size=32, seed=1,
                            progress=False).history["loss"] for _ in range(2)]
     assert runs[0] == runs[1]
+
+
+def test_jitter_is_seeded_and_shape_preserving():
+    x = np.ones((5, 7, 3), "float32")
+    a = training.jitter(0.2, 0.1)(x, np.random.default_rng(0))
+    b = training.jitter(0.2, 0.1)(x, np.random.default_rng(0))
+    assert a.shape == x.shape and a.dtype == np.float32
+    np.testing.assert_array_equal(a, b)
+    assert 0.1 < float(np.std(a)) < 0.4
 
 
 def test_optimizer_clips_and_schedules():

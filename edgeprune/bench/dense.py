@@ -31,6 +31,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="default: the model's default")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--augment", type=float, default=None,
+                   help="jitter scale (noise = scale/2); 0 = off; default: the model's default")
     p.add_argument("--seed", type=int, default=0, help="training seed (init, shuffle)")
     p.add_argument("--split-seed", type=int, default=0,
                    help="seed drawing the validation volunteers (har_data default 0)")
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         model = models.har_cnn(xtr.shape[1:], classes=classes, seed=args.seed)
         defaults = dict(training.CNN_DEFAULTS)
-    for key in ("epochs", "batch_size", "lr"):
+    for key in ("epochs", "batch_size", "lr", "augment"):
         if getattr(args, key) is not None:
             defaults[key] = getattr(args, key)
     result = training.train(
@@ -77,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         lr=float(defaults["lr"]), schedule=defaults["schedule"],
         weight_decay=float(defaults["weight_decay"]), seed=args.seed,
         checkpoint_dir=args.checkpoint_dir, progress=not args.no_progress,
+        augment=(training.jitter(defaults["augment"], defaults["augment"] / 2)
+                 if defaults.get("augment") else None),
     )
 
     def accuracy(x: np.ndarray, y: np.ndarray) -> float:
