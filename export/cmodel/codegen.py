@@ -159,10 +159,38 @@ int ep_{name}_predict(const int16_t window[EP_{up}_INPUT_LEN], void *scratch,
     return header
 
 
+def check_ranges(m: IntFastGRNN) -> None:
+    """Refuse constants outside the ranges ``ep_kernels.h`` documents: C generated from
+    them would shift by a negative amount or overflow int32 (undefined behaviour)."""
+    rules = [("in_shift", m.in_shift, 1, 30), ("pre_frac", m.pre_frac, 1, 14),
+             ("lut_shift", m.lut_shift, 0, m.pre_frac - 1), ("h_frac", m.h_frac, 0, 15),
+             ("h_max", m.h_max, 0, 32767), ("zeta_q15", m.zeta_q15, 0, 32768),
+             ("nu_q15", m.nu_q15, 0, 32768), ("bias_gate_shift", m.bias_gate_shift, 0, 23),
+             ("bias_update_shift", m.bias_update_shift, 0, 23),
+             ("in_mult", int(np.min(m.in_mult, initial=0)), 0, 16383),
+             ("in_mult", int(np.max(m.in_mult, initial=0)), 0, 16383)]
+    for rq_name in ("rq_a", "rq_w", "rq_v", "rq_u"):
+        rq = getattr(m, rq_name)
+        rules += [(f"{rq_name}.shift", rq.shift, 1, 62), (f"{rq_name}.mult", rq.mult, 0, 2**31 - 1)]
+    for what, value, lo, hi in rules:
+        if not lo <= int(value) <= hi:
+            raise ValueError(f"model constant {what} = {value} is outside {lo}..{hi} "
+                             "(see export/c/ep_kernels.h)")
+    if len(m.lut) != 8 * 2**m.lut_shift + 1:
+        raise ValueError(f"sigmoid table has {len(m.lut)} entries, expected "
+                         f"{8 * 2**m.lut_shift + 1} for lut_shift {m.lut_shift}")
+    for key, s in m.matrices.items():
+        if s is not None:
+            worst = int(np.abs(s.to_dense().astype(np.int64)).sum(axis=1).max(initial=0))
+            if worst * 32768 >= 2**31:
+                raise ValueError(f"matrix {key} could overflow the int32 accumulator")
+
+
 def render(model: IntFastGRNN, name: str,
            provenance: Mapping[str, object] | None = None) -> tuple[str, str]:
     """The header and source text of the generated model (no I/O)."""
     name = check_name(name)
+    check_ranges(model)
     up = name.upper()
     m = model
     steps = int((provenance or {}).get("steps", 128))
