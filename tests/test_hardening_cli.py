@@ -65,7 +65,9 @@ PARSE_ERRORS = [
     (["--min-threshold", "nan"], "--min-threshold: must be a fraction in [0, 1)"),
     (["--min-threshold", "1e30"], "--min-threshold: a count of 1e30 weights is beyond any"),
     (["--min-threshold", "ten"], "--min-threshold: not a number: 'ten'"),
-    (["--seed", "x"], "--seed: invalid int value: 'x'"),
+    (["--seed", "x"], "--seed: not a whole number: 'x'"),
+    (["--seed", "-1"], "--seed: must be in 0 .. 4294967295, got -1"),
+    (["--seed", "4294967296"], "--seed: must be in 0 .. 4294967295, got 4294967296"),
     (["--quick", "--bogus"], "unrecognized arguments: --bogus"),
 ]
 

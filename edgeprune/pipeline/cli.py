@@ -70,6 +70,17 @@ def min_threshold_value(text: str) -> float | int:
     return int(value) if value >= 1 else value
 
 
+def seed_value(text: str) -> int:
+    """argparse type: a whole number in 0 .. 2**32 - 1 (what NumPy and TensorFlow accept)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be in 0 .. 4294967295, got {text}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line on stderr, exit 2, no usage dump
         print(f"error: {message} (see --help)", file=sys.stderr)
@@ -107,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=pathlib.Path, default=None,
                         help="output folder (default: runs/<model>-<budget>kb); an existing run "
                              "with the same arguments is resumed, anything else is refused")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
     parser.add_argument("--min-threshold", type=min_threshold_value, default=0.0005,
                         help="Minimum Threshold: weights every layer keeps, as a fraction of all "
                              "prunable weights or a count (default 0.0005 = 0.05%%, the paper's)")
