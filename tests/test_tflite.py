@@ -17,11 +17,18 @@ def random_params(seed: int = 0, sparsity: float = 0.0) -> dict[str, np.ndarray 
     """FastGRNN (80, 5/40) parameters per CONTRACTS.md with random weights."""
     rng = np.random.default_rng(seed)
     p: dict = {
-        "W1": rng.normal(0, 0.3, (D, RW)), "W2": rng.normal(0, 0.3, (RW, H)),
-        "U1": rng.normal(0, 0.1, (H, RU)), "U2": rng.normal(0, 0.1, (RU, H)),
-        "bias_gate": np.ones(H), "bias_update": np.zeros(H), "zeta": 1.0, "nu": -4.0,
-        "dense_kernel": rng.normal(0, 1.0, (H, C)), "dense_bias": np.zeros(C),
-        "gate_nonlinearity": "sigmoid", "update_nonlinearity": "tanh",
+        "W1": rng.normal(0, 0.3, (D, RW)),
+        "W2": rng.normal(0, 0.3, (RW, H)),
+        "U1": rng.normal(0, 0.1, (H, RU)),
+        "U2": rng.normal(0, 0.1, (RU, H)),
+        "bias_gate": np.ones(H),
+        "bias_update": np.zeros(H),
+        "zeta": 1.0,
+        "nu": -4.0,
+        "dense_kernel": rng.normal(0, 1.0, (H, C)),
+        "dense_bias": np.zeros(C),
+        "gate_nonlinearity": "sigmoid",
+        "update_nonlinearity": "tanh",
     }
     if sparsity:
         for k in ("W1", "W2", "U1", "U2", "dense_kernel"):
@@ -180,8 +187,9 @@ def test_unbuilt_model() -> None:
 def test_unsupported_layer_is_named() -> None:
     import tf_keras as keras
 
-    m = keras.Sequential([keras.Input((SEQ, D)), keras.layers.LSTM(4, name="my_lstm"),
-                          keras.layers.Dense(C)])
+    m = keras.Sequential(
+        [keras.Input((SEQ, D)), keras.layers.LSTM(4, name="my_lstm"), keras.layers.Dense(C)]
+    )
     with pytest.raises(ValueError, match="unsupported layer 'my_lstm' of type LSTM"):
         T.keras_to_tflite(m, "int8", np.zeros((2, SEQ, D), np.float32))
 
@@ -273,16 +281,15 @@ def test_conversion_deterministic_across_processes() -> None:
         "print(hashlib.sha256(b.step + b.head).hexdigest())\n"
     )
     outs = [
-        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       check=True).stdout.split()[-1]
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()[-1]
         for _ in range(2)
     ]
     assert outs[0] == outs[1] and len(outs[0]) == len(hashlib.sha256().hexdigest())
 
 
-def test_step_int16x8(
-    params: dict, windows: np.ndarray, bundle_int8: T.FastGRNNTFLite
-) -> None:
+def test_step_int16x8(params: dict, windows: np.ndarray, bundle_int8: T.FastGRNNTFLite) -> None:
     """16x8 mode: int8 weights, int16 state; closer to float than int8."""
     b = T.fastgrnn_to_tflite(params, "int16x8", windows[:24])
     ind = make_interpreter(b.step).get_input_details()
@@ -296,12 +303,19 @@ def test_step_int16x8(
 
 @pytest.mark.bad_input
 def test_sparse_int8_fastgrnn_is_verified(windows: np.ndarray) -> None:
-    """litert's sparse int8 FULLY_CONNECTED computes the step wrongly: refuse it loudly."""
+    """litert's sparse int8 FULLY_CONNECTED computes the step wrongly: warn, or raise."""
     p = random_params(2, sparsity=0.9)
     with pytest.raises(ValueError, match="sparse-encoded model disagrees"):
-        T.fastgrnn_to_tflite(p, "int8", windows[:4], sparse=True)
-    b = T.fastgrnn_to_tflite(p, "int8", windows[:4], sparse=True, verify=False)
+        T.fastgrnn_to_tflite(p, "int8", windows[:4], sparse=True, verify="raise")
+    with pytest.warns(RuntimeWarning, match="sparse-encoded model disagrees"):
+        b = T.fastgrnn_to_tflite(p, "int8", windows[:4], sparse=True)
     assert b.size_bytes > 0
+
+
+def test_representative_subsample_is_seeded(params: dict, windows: np.ndarray) -> None:
+    a = T.fastgrnn_to_tflite(params, "int8", windows, max_windows=6, seed=3)
+    b = T.fastgrnn_to_tflite(params, "int8", windows, max_windows=6, seed=3)
+    assert a.step == b.step
 
 
 def test_cli_carray(tmp_path, bundle_int8: T.FastGRNNTFLite) -> None:

@@ -18,10 +18,16 @@ D, H, C, RW, RU, SEQ = 9, 80, 2, 5, 40, 128
 def _params(seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     return {
-        "W1": rng.normal(0, 0.3, (D, RW)), "W2": rng.normal(0, 0.3, (RW, H)),
-        "U1": rng.normal(0, 0.1, (H, RU)), "U2": rng.normal(0, 0.1, (RU, H)),
-        "bias_gate": np.ones(H), "bias_update": np.zeros(H), "zeta": 1.0, "nu": -4.0,
-        "dense_kernel": rng.normal(0, 1.0, (H, C)), "dense_bias": np.zeros(C),
+        "W1": rng.normal(0, 0.3, (D, RW)),
+        "W2": rng.normal(0, 0.3, (RW, H)),
+        "U1": rng.normal(0, 0.1, (H, RU)),
+        "U2": rng.normal(0, 0.1, (RU, H)),
+        "bias_gate": np.ones(H),
+        "bias_update": np.zeros(H),
+        "zeta": 1.0,
+        "nu": -4.0,
+        "dense_kernel": rng.normal(0, 1.0, (H, C)),
+        "dense_bias": np.zeros(C),
     }
 
 
@@ -40,10 +46,15 @@ def cnn_int8(windows: np.ndarray) -> bytes:
     import tf_keras as keras
 
     keras.utils.set_random_seed(0)
-    m = keras.Sequential([
-        keras.Input((SEQ, D)), keras.layers.Conv1D(8, 5, activation="relu"),
-        keras.layers.MaxPooling1D(4), keras.layers.Flatten(), keras.layers.Dense(C),
-    ])
+    m = keras.Sequential(
+        [
+            keras.Input((SEQ, D)),
+            keras.layers.Conv1D(8, 5, activation="relu"),
+            keras.layers.MaxPooling1D(4),
+            keras.layers.Flatten(),
+            keras.layers.Dense(C),
+        ]
+    )
     return T.keras_to_tflite(m, "int8", windows[:8])
 
 
@@ -79,12 +90,19 @@ def test_sparse_model_rejected_by_tflm(windows) -> None:
 
 def test_c_array_compiles_and_matches(tmp_path, bundle: T.FastGRNNTFLite) -> None:
     gxx = shutil.which("g++")
-    paths = T.write_tflm_array(bundle, tmp_path, "model_data", {"step": 6000, "head": 1300},
-                               provenance="test bundle")
+    paths = T.write_tflm_array(
+        bundle, tmp_path, "model_data", {"step": 6000, "head": 1300}, provenance="test bundle"
+    )
     hdr = open(paths["h"]).read()
-    for want in ("kTensorArenaSize = 6000;", "kHeadTensorArenaSize = 1300;",
-                 f"kSeqLen = {SEQ};", f"kHiddenSize = {H};", "kStepInputX", "kHScale",
-                 "// test bundle"):
+    for want in (
+        "kTensorArenaSize = 6000;",
+        "kHeadTensorArenaSize = 1300;",
+        f"kSeqLen = {SEQ};",
+        f"kHiddenSize = {H};",
+        "kStepInputX",
+        "kHScale",
+        "// test bundle",
+    ):
         assert want in hdr
     cc = open(paths["cc"]).read()
     assert "alignas(16) const unsigned char model_data[]" in cc
@@ -92,8 +110,9 @@ def test_c_array_compiles_and_matches(tmp_path, bundle: T.FastGRNNTFLite) -> Non
     assert T.read_c_array(cc, "model_data_head") == bundle.head
     # deterministic bytes
     first = open(paths["cc"], "rb").read(), open(paths["h"], "rb").read()
-    T.write_tflm_array(bundle, tmp_path, "model_data", {"step": 6000, "head": 1300},
-                       provenance="test bundle")
+    T.write_tflm_array(
+        bundle, tmp_path, "model_data", {"step": 6000, "head": 1300}, provenance="test bundle"
+    )
     assert (open(paths["cc"], "rb").read(), open(paths["h"], "rb").read()) == first
     if gxx is None:
         pytest.skip("g++ not installed")
@@ -105,10 +124,15 @@ def test_c_array_compiles_and_matches(tmp_path, bundle: T.FastGRNNTFLite) -> Non
         "  if (model_data_len != model_data_size) return 4;\n"
         "  std::fwrite(model_data, 1, model_data_len, stdout);\n  return 0;\n}\n"
     )
-    subprocess.run([gxx, "-std=c++17", "-Wall", "-Werror", "-c", paths["cc"], "-o",
-                    str(tmp_path / "m.o")], check=True)
-    subprocess.run([gxx, "-std=c++17", str(main), str(tmp_path / "m.o"), "-o",
-                    str(tmp_path / "dump")], check=True, cwd=tmp_path)
+    subprocess.run(
+        [gxx, "-std=c++17", "-Wall", "-Werror", "-c", paths["cc"], "-o", str(tmp_path / "m.o")],
+        check=True,
+    )
+    subprocess.run(
+        [gxx, "-std=c++17", str(main), str(tmp_path / "m.o"), "-o", str(tmp_path / "dump")],
+        check=True,
+        cwd=tmp_path,
+    )
     out = subprocess.run([str(tmp_path / "dump")], capture_output=True, check=True).stdout
     assert out == bundle.step
 

@@ -1,11 +1,11 @@
 """``python -m export.tflite``: checks on exported .tflite files.
 
-  check-runtime214 MODEL.tflite ...   run int8 models in tflite-runtime 2.14 (own venv);
-                                      exit 1 if any fails to run
-  arena MODEL.tflite ...              TFLM arena: reported and minimal bytes
-  carray MODEL OUT_DIR [--name model_data] [--arena N]
-                                      write <name>.h / <name>.cc for TFLite Micro;
-                                      MODEL is a .tflite or a FastGRNN bundle's .json
+check-runtime214 MODEL.tflite ...   run int8 models in tflite-runtime 2.14 (own venv);
+                                    exit 1 if any fails to run
+arena MODEL.tflite ...              TFLM arena: reported and minimal bytes
+carray MODEL OUT_DIR [--name model_data] [--arena N]
+                                    write <name>.h / <name>.cc for TFLite Micro;
+                                    MODEL is a .tflite or a FastGRNN bundle's .json
 """
 
 from __future__ import annotations
@@ -18,8 +18,11 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the exit status."""
-    ap = argparse.ArgumentParser(prog="python -m export.tflite", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m export.tflite",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("check-runtime214", help="run models in tflite-runtime 2.14")
     c.add_argument("models", nargs="+")
@@ -50,8 +53,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.model.endswith(".json")
             else Path(args.model).read_bytes()
         )
-        paths = t.write_tflm_array(model, args.out_dir, args.name, args.arena,
-                                   provenance=f"from {Path(args.model).name}")
+        paths = t.write_tflm_array(
+            model, args.out_dir, args.name, args.arena, provenance=f"from {Path(args.model).name}"
+        )
         print(json.dumps(paths))
         return 0
     except (ValueError, OSError, RuntimeError) as exc:

@@ -36,12 +36,34 @@ QUANTIZATIONS = ("float", "int8", "int16x8")
 #: Keras layer classes the CNN export accepts (all convert to TFLM-supported builtins).
 SUPPORTED_LAYERS = frozenset(
     {
-        "InputLayer", "Conv1D", "Conv2D", "DepthwiseConv2D", "SeparableConv1D",
-        "SeparableConv2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D",
-        "AveragePooling2D", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
-        "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Dense", "Flatten", "Reshape",
-        "Dropout", "SpatialDropout1D", "BatchNormalization", "Activation", "ReLU",
-        "Softmax", "Add", "Concatenate", "ZeroPadding1D", "ZeroPadding2D", "Permute",
+        "InputLayer",
+        "Conv1D",
+        "Conv2D",
+        "DepthwiseConv2D",
+        "SeparableConv1D",
+        "SeparableConv2D",
+        "MaxPooling1D",
+        "MaxPooling2D",
+        "AveragePooling1D",
+        "AveragePooling2D",
+        "GlobalAveragePooling1D",
+        "GlobalAveragePooling2D",
+        "GlobalMaxPooling1D",
+        "GlobalMaxPooling2D",
+        "Dense",
+        "Flatten",
+        "Reshape",
+        "Dropout",
+        "SpatialDropout1D",
+        "BatchNormalization",
+        "Activation",
+        "ReLU",
+        "Softmax",
+        "Add",
+        "Concatenate",
+        "ZeroPadding1D",
+        "ZeroPadding2D",
+        "Permute",
         "GaussianNoise",
     }
 )
@@ -96,8 +118,11 @@ class FastGRNNTFLite:
             "meta": os.path.join(out_dir, f"{name}.json"),
         }
         meta = {
-            "seq_len": self.seq_len, "input_dim": self.input_dim, "hidden": self.hidden,
-            "num_classes": self.num_classes, "quantization": self.quantization,
+            "seq_len": self.seq_len,
+            "input_dim": self.input_dim,
+            "hidden": self.hidden,
+            "num_classes": self.num_classes,
+            "quantization": self.quantization,
             **dict(self.meta),
         }
         atomic_write(paths["step"], self.step)
@@ -107,6 +132,7 @@ class FastGRNNTFLite:
 
 
 # ------------------------------------------------------------------ validation
+
 
 def check_windows(
     windows: Any, shape: tuple[int | None, ...], what: str = "representative set"
@@ -176,6 +202,7 @@ def _input_shape(model: Any) -> tuple[int | None, ...]:
 
 
 # ------------------------------------------------------------------ conversion core
+
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
@@ -288,19 +315,46 @@ def verify_sparse(sparse_model: bytes, dense_model: bytes) -> float:
                 f"sparse-encoded model disagrees with the dense one in ai-edge-litert (max "
                 f"diff {diff:g}{' LSB' if np.issubdtype(a.dtype, np.integer) else ''}); "
                 "its sparse integer kernels mishandle this model: use the dense integer model "
-                "or float sparse (or verify=False to get the bytes anyway)"
+                "or float sparse"
             )
         worst = max(worst, diff)
     return worst
 
 
+VERIFY_MODES = ("warn", "raise", "off")
+
+
 def _convert_checked(
-    keras_model: Any, quantization: str, rep: Any, sparse: bool, per_tensor: bool, verify: bool
+    keras_model: Any,
+    quantization: str,
+    rep: Any,
+    sparse: bool,
+    per_tensor: bool,
+    verify: str | bool,
 ) -> bytes:
+    mode = {True: "raise", False: "off"}.get(verify, verify)  # type: ignore[call-overload]
+    if mode not in VERIFY_MODES:
+        raise ValueError(f"verify must be one of {VERIFY_MODES}, got {verify!r}")
     out = _convert(keras_model, quantization, rep, sparse, per_tensor)
-    if sparse and verify:
-        verify_sparse(out, _convert(keras_model, quantization, rep, False, per_tensor))
+    if sparse and mode != "off":
+        try:
+            verify_sparse(out, _convert(keras_model, quantization, rep, False, per_tensor))
+        except ValueError as exc:
+            if mode == "raise":
+                raise
+            import warnings
+
+            warnings.warn(f"{keras_model.name}: {exc}", RuntimeWarning, stacklevel=3)
     return out
+
+
+def _subsample(arr: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """At most ``n`` rows of ``arr``: all if it has no more, else a seeded random subset
+    (kept in order), so a whole training split can be passed."""
+    if len(arr) <= n:
+        return arr
+    idx = np.sort(np.random.default_rng(seed).choice(len(arr), size=n, replace=False))
+    return arr[idx]
 
 
 def _batches(arr: np.ndarray, size: int) -> Iterator[np.ndarray]:
@@ -316,23 +370,27 @@ def keras_to_tflite(
     sparse: bool = False,
     max_samples: int = 500,
     per_tensor: bool = False,
-    verify: bool = True,
+    verify: str | bool = "warn",
+    seed: int = 0,
 ) -> bytes:
     """Convert a built feed-forward Keras model (e.g. a HAR CNN) to a .tflite flatbuffer.
 
     ``quantization``: ``"float"``, ``"int8"`` (full integer, int8 in/out) or ``"int16x8"``
     (int8 weights, int16 activations and in/out); the integer modes need
-    ``representative`` (normalised training windows of the model's input shape; the first
-    ``max_samples`` are used).  ``sparse=True`` adds ``Optimize.EXPERIMENTAL_SPARSITY``
-    (sparse-encoded weights: run it with default delegates off; TFLM cannot run it); with
-    ``verify`` the result is checked against the dense conversion (:func:`verify_sparse`).
+    ``representative`` (normalised training windows of the model's input shape; at most
+    ``max_samples`` of them, a random subset drawn with ``seed``, are used).
+    ``sparse=True`` adds ``Optimize.EXPERIMENTAL_SPARSITY`` (sparse-encoded weights: run
+    it with default delegates off; TFLM cannot run it); the result is checked against the
+    dense conversion (:func:`verify_sparse`); on a mismatch ``verify="warn"`` (default)
+    warns (RuntimeWarning) and returns the bytes, ``"raise"`` (or True) raises ValueError,
+    ``"off"`` (or False) skips the check.
     ``per_tensor`` turns per-channel weight scales off.  Raises ValueError for an unbuilt
     model, an unsupported layer (named), NaN weights or a wrong representative set.
     """
     check_keras_model(model)
     rep = None
     if quantization != "float":
-        arr = check_windows(representative, _input_shape(model))[:max_samples]
+        arr = _subsample(check_windows(representative, _input_shape(model)), max_samples, seed)
 
         def rep() -> Iterator[list[np.ndarray]]:
             for b in _batches(arr, 16):
@@ -342,6 +400,7 @@ def keras_to_tflite(
 
 
 # ------------------------------------------------------------------ FastGRNN
+
 
 def _step_keras(p: Mapping[str, Any]) -> Any:
     import tf_keras as keras
@@ -402,20 +461,24 @@ def fastgrnn_to_tflite(
     sparse: bool = False,
     max_windows: int = 200,
     per_tensor: bool = False,
-    verify: bool = True,
+    verify: str | bool = "warn",
+    seed: int = 0,
 ) -> FastGRNNTFLite | bytes:
     """Convert a FastGRNN (CONTRACTS.md parameter dict) to TFLite.
 
     ``method="step"`` (workaround B, the default): returns a :class:`FastGRNNTFLite` with a
     one-step model ``(x_t, h) -> h'`` and the head ``h_T -> logits``; for int8 both are
     calibrated on the real ``(x_t, h_t)`` pairs / final states the float model visits on
-    the first ``max_windows`` of ``representative`` (normalised training windows
+    at most ``max_windows`` of ``representative`` (normalised training windows
     ``(N, seq_len, d)``).  ``quantization``: ``"float"``, ``"int8"`` or ``"int16x8"``
     (recommended for FastGRNN: int8 weights, int16 state).  ``method="while"``
     (workaround A): one flatbuffer holding a ``tf.while_loop`` over a rotating sequence,
     input ``(1, seq_len, d)`` -> logits.
-    ``sparse`` adds ``EXPERIMENTAL_SPARSITY`` (checked against the dense conversion when
-    ``verify``: litert's sparse int8 kernels compute this step wrongly).  ValueError for bad
+    ``sparse`` adds ``EXPERIMENTAL_SPARSITY``, checked against the dense conversion as in
+    :func:`keras_to_tflite` (``verify``): litert's sparse int8/int16x8 kernels compute this
+    step wrongly, so integer sparse FastGRNN files are good for size tables only.
+    At most ``max_windows`` representative windows (a random subset drawn with ``seed``)
+    are used.  ValueError for bad
     params (NaN included) or a bad representative set.
     """
     p = fg.check_params(params)
@@ -428,7 +491,7 @@ def fastgrnn_to_tflite(
     seq_len = int(seq_len)
     arr = None
     if quantization != "float":
-        arr = check_windows(representative, (seq_len, p["d"]))[:max_windows]
+        arr = _subsample(check_windows(representative, (seq_len, p["d"])), max_windows, seed)
     if method == "while":
         rep = None
         if arr is not None:
@@ -457,7 +520,12 @@ def fastgrnn_to_tflite(
     step = _convert_checked(_step_keras(p), quantization, rep_step, sparse, per_tensor, verify)
     head = _convert_checked(_head_keras(p), quantization, rep_head, sparse, per_tensor, verify)
     return FastGRNNTFLite(
-        step=step, head=head, seq_len=seq_len, input_dim=p["d"], hidden=p["H"],
-        num_classes=p["C"], quantization=quantization,
+        step=step,
+        head=head,
+        seq_len=seq_len,
+        input_dim=p["d"],
+        hidden=p["H"],
+        num_classes=p["C"],
+        quantization=quantization,
         meta={"method": "step", "sparse": bool(sparse)},
     )

@@ -143,6 +143,7 @@ def final_states(params: Mapping[str, Any], windows: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- TensorFlow graphs
 
+
 def tf_step(p: Mapping[str, Any], x: Any, h: Any) -> Any:
     """One FastGRNN step in TensorFlow ops (constants from ``p``), row-vector convention."""
     import tensorflow as tf

@@ -52,7 +52,8 @@ def io_index(details: Sequence[Mapping[str, Any]], key: str) -> int:
     """Position of the tensor called ``key`` (``serving_default_<key>:0``, ``<key>`` or
     ``.../<key>``) in ``details``; ValueError if none or several match."""
     hits = [
-        i for i, d in enumerate(details)
+        i
+        for i, d in enumerate(details)
         if d["name"] in (key, f"serving_default_{key}:0", f"{key}:0")
         or d["name"].split(":")[0].endswith(f"_{key}")
     ]
@@ -203,8 +204,9 @@ def predict_tflite(
     if isinstance(m, FastGRNNTFLite):
         x = check_windows(windows, (m.seq_len, m.input_dim), what="windows")
         runner = StepRunner(m, default_delegates, reference_kernels)
-        logits = np.concatenate([runner.run(c) for c in np.array_split(
-            x, max(1, -(-len(x) // batch_size)))])
+        logits = np.concatenate(
+            [runner.run(c) for c in np.array_split(x, max(1, -(-len(x) // batch_size)))]
+        )
     else:
         x = check_windows(windows, (None,) * (np.ndim(windows) - 1), what="windows")
         logits = _run_single(m, x, default_delegates, batch_size, reference_kernels)

@@ -57,9 +57,13 @@ def runtime214_python(cache: str | os.PathLike[str] | None = None) -> Path:
     """The venv's python, creating the venv if needed; RuntimeError (one line) if it fails."""
     venv = Path(cache) if cache else cache_dir()
     py = venv / "bin" / "python"
-    ok = py.exists() and subprocess.run(
-        [str(py), "-c", "import tflite_runtime.interpreter, numpy"], capture_output=True
-    ).returncode == 0
+    ok = (
+        py.exists()
+        and subprocess.run(
+            [str(py), "-c", "import tflite_runtime.interpreter, numpy"], capture_output=True
+        ).returncode
+        == 0
+    )
     if ok:
         return py
     base = shutil.which("python3.11") or sys.executable
@@ -67,11 +71,14 @@ def runtime214_python(cache: str | os.PathLike[str] | None = None) -> Path:
         if venv.exists():
             shutil.rmtree(venv)
         venv.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([base, "-m", "venv", str(venv)], check=True, capture_output=True,
-                       timeout=300)
+        subprocess.run(
+            [base, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=300
+        )
         r = subprocess.run(
             [str(py), "-m", "pip", "install", "-q", f"tflite-runtime=={VERSION}", "numpy<2"],
-            capture_output=True, text=True, timeout=600,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         if r.returncode != 0:
             last = [s for s in (r.stderr or r.stdout).splitlines() if s.strip()][-1:] or ["?"]
@@ -133,8 +140,12 @@ def check_runtime214(
             ins = _inputs(data, seed)
             ipath, opath = os.path.join(tmp, f"in{k}.npz"), os.path.join(tmp, f"out{k}.npy")
             np.savez(ipath, **ins)
-            r = subprocess.run([str(py), "-c", _CHILD, mpath, ipath, opath],
-                               capture_output=True, text=True, timeout=300)
+            r = subprocess.run(
+                [str(py), "-c", _CHILD, mpath, ipath, opath],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             line = [s for s in r.stdout.splitlines() if s.startswith("RESULT ")]
             res: dict[str, Any] = {"model": name, "ok": False, "error": "", "max_abs_diff": None}
             if line:

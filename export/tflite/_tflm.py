@@ -60,9 +60,7 @@ def _tflm_detail(d: dict[str, Any]) -> dict[str, Any]:
     return {"dtype": d["dtype"], "quantization": q, "shape": d["shape"], "name": ""}
 
 
-def _probe(
-    model_path: str, arena: int, n_inputs: int, report: bool = False
-) -> tuple[bool, str]:
+def _probe(model_path: str, arena: int, n_inputs: int, report: bool = False) -> tuple[bool, str]:
     args = [sys.executable, "-c", _PROBE, model_path, str(arena), str(n_inputs)]
     args += ["report"] if report else []
     r = subprocess.run(args, capture_output=True, text=True, timeout=120)
