@@ -90,11 +90,15 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("model bytes (C, measured)", f"{size['model']} B"),
         ("kernel code bytes", f"{size['code']} B"),
         ("RAM (state + scratch)", f"{size['ram']} B"),
-        ("int8 .tflite / sparse .tflite", f"{size['tflite_int8']} B / {size['tflite_sparse']} B"),
+        ("int8 .tflite / sparse .tflite (size only)",
+         f"{size['tflite_int8']} B / {size['tflite_sparse']} B"),
         ("val accuracy (C int8)", pct(acc["val"])),
         ("test accuracy: float / TFLite int8 / C int8",
          f"{pct(acc['test_float'])} / {pct(acc['test_tflite_int8'])} / {pct(acc['test_c_int8'])}"),
     ]
+    if "test_tflite_int16x8" in acc:
+        rows.append(("test accuracy: TFLite int16x8 (shipped to TFLM)",
+                     f"{pct(acc['test_tflite_int16x8'])} ({size['tflite_int16x8']} B)"))
     if report.get("mcu"):
         mcu = report["mcu"]
         rows.append((f"MCU ({mcu['board']})",
