@@ -44,18 +44,30 @@ def cache_path(cache_dir: Path, source: str, key: str) -> Path:
 
 
 def save(path: Path, splits: dict[str, dict[str, np.ndarray]]) -> None:
-    """Write ``{split: {x, activity, subject}}`` atomically (temp file + os.replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``{split: {x, activity, subject}}`` atomically (temp file + os.replace).
+
+    A cache folder that cannot be written is a HarDataError naming it."""
     arrays = {f"{split}_{k}": v for split, part in splits.items() for k, v in part.items()}
-    handle = tempfile.NamedTemporaryFile(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = tempfile.NamedTemporaryFile(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+        )
+    except OSError as exc:
+        raise HarDataError(
+            f"{path.parent}: cache folder cannot be written ({exc.strerror or exc}); set "
+            "EDGEPRUNE_CACHE to a writable folder or disable the cache"
+        ) from None
     try:
         with handle:
             np.savez(handle, **arrays)
         os.replace(handle.name, path)
-    except BaseException:
+    except BaseException as exc:
         Path(handle.name).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise HarDataError(
+                f"{path}: cache file cannot be written ({exc.strerror or exc})"
+            ) from None
         raise
 
 
