@@ -151,6 +151,16 @@ def test_hapt_data_path_that_is_not_a_pickle(pipeline_main, tmp_path: Path):
     assert not out.exists()
 
 
+def test_unwritable_data_cache(pipeline_main, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    monkeypatch.setenv("EDGEPRUNE_CACHE", str(blocker / "cache"))
+    out = tmp_path / "out"
+    code, line = pipeline_main("--quick", "--out", str(out))
+    assert code == EXIT_USAGE and "cache folder cannot be written" in line
+    assert not out.exists()
+
+
 def test_out_is_a_file(pipeline_main, tmp_path: Path):
     target = tmp_path / "report.txt"
     target.write_text("mine\n")

@@ -71,3 +71,13 @@ def test_a_damaged_cache_file_is_rebuilt(folder: Path, tmp_path: Path, damage: b
     np.testing.assert_array_equal(again.test.y, first.test.y)
     with np.load(stored) as rebuilt:  # rewritten whole
         np.testing.assert_array_equal(rebuilt["train_x"], np.load(io.BytesIO(data))["train_x"])
+
+
+def test_an_unwritable_cache_folder_is_named(folder: Path, tmp_path: Path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(HarDataError) as err:
+        har_data.load("uci", path=folder, val_subjects=1, cache_dir=blocker / "cache")
+    message = str(err.value)
+    assert "\n" not in message and "cache folder cannot be written" in message
+    assert str(blocker / "cache") in message and blocker.read_text() == "x"
