@@ -10,7 +10,10 @@ on int16 windows made of extremes (all -32768, all 32767, alternating, zeros, sp
 random). Every window must run without a sanitizer report, and the C classes and scores
 must equal the numpy bit-exact reference (``export.cmodel.reference_predict``).
 
-The fast test runs 10 000 windows; the slow one 100 000.
+The HAR CNN (``ep_cnn.c``) gets the same treatment: +-127 kernels, int32-extreme biases
+and saturating requantisers in every layer.
+
+The fast tests run 10 000 FastGRNN and 2 000 CNN windows; the slow ones 100 000 and 10 000.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_cmodel import SYN_MEAN, SYN_STD, WARN, random_params, synthetic_windows
+from test_cmodel_cnn import har_cnn_layers
 
 from export import cmodel
 from export.cmodel import reference as ref
+from export.cmodel.cnn import IntCNN
 from export.cmodel.codegen import C_DIR
 from export.cmodel.quant import MATRICES, IntFastGRNN, Requant, sigmoid_lut
 
@@ -167,14 +172,36 @@ def attack_model(case: int, fmt: str) -> tuple[IntFastGRNN, dict]:
     return dataclasses.replace(im, **extreme), info
 
 
+def attack_cnn(case: int, fmt: str) -> IntCNN:
+    """The HAR CNN in format ``fmt`` with extreme kernels, biases and requantisers."""
+    r = np.random.default_rng(5000 + case)
+    cal = synthetic_windows(8, seed=case)
+    layers = har_cnn_layers(seed=case, padding=str(r.choice(["same", "valid"])))
+    names = [lay["name"] for lay in layers if "kernel" in lay]
+    im = cmodel.quantize_cnn(layers, SYN_MEAN, SYN_STD, cal, formats=dict.fromkeys(names, fmt))
+    big = I32_MAX - 1  # the quantiser's bias limit
+    for lay in im.layers:
+        if lay.matrix is not None:
+            pattern = str(r.choice(PATTERNS))
+            lay.matrix = cmodel.encode(_extreme_matrix((lay.matrix.rows, lay.matrix.cols), r,
+                                                       lay.matrix.to_dense(), pattern), fmt)
+            lay.bias = r.choice([-big, big, 0, -1, 1], lay.c_out).astype(np.int32)
+        if lay.rq is not None and not lay.logits and r.random() < 0.6:
+            lay.rq = Requant(int(r.integers(2**30, 2**31)), int(r.choice([1, 2, 62])))
+    im.in_mult = (r.choice([0, 1, 16383], D) if r.random() < 0.5
+                  else r.integers(0, 16384, D)).astype(np.int16)
+    im.in_shift = int(r.choice([1, 2, 15, 30, im.in_shift]))
+    return im
+
+
 # ------------------------------------------------------------------ build, run, compare
-def build_sanitized(im: IntFastGRNN, out: Path, name: str) -> Path:
+def build_sanitized(im: IntFastGRNN | IntCNN, out: Path, name: str) -> Path:
     paths = cmodel.generate_c(im, out, name)
     exe = out / f"fuzz_{name}"
     cmd = ["gcc", *WARN, "-O1", *SANITIZE, "-DEP_MODEL_DEFAULT_ALIASES",
            "-include", paths["header"].name, "-I", str(out), "-I", str(C_DIR),
            str(C_DIR / "ep_host_driver.c"), str(paths["source"]), str(C_DIR / "ep_kernels.c"),
-           "-o", str(exe)]
+           str(C_DIR / "ep_cnn.c"), "-o", str(exe)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0 and "sanitize" in done.stderr and "cannot find" in done.stderr:
         pytest.skip(f"sanitizer runtime unavailable: {done.stderr.strip()[:120]}")
@@ -249,6 +276,25 @@ def fuzz(tmp_path: Path, cases: int, windows_per_case: int) -> dict[str, int]:
     return totals
 
 
+def fuzz_cnn(tmp_path: Path, cases: int, windows_per_case: int) -> int:
+    saturated = total = 0
+    for case in range(cases):
+        fmt = cmodel.FORMATS[case % len(cmodel.FORMATS)]
+        im = attack_cnn(case, fmt)
+        exe = build_sanitized(im, tmp_path / f"cnn{case}", f"cnn{case}")
+        x16 = attack_windows(windows_per_case, seed=100 + case)
+        c_cls, c_scores = run_c(exe, x16)
+        r_cls, r_scores = cmodel.reference_predict(im, x16)
+        bad = np.flatnonzero((c_cls != r_cls) | np.any(c_scores != r_scores, axis=1))
+        assert bad.size == 0, (f"CNN case {case} ({fmt}): C and reference differ on "
+                               f"{bad.size} windows, first {bad[0]}")
+        saturated += int(np.count_nonzero((r_scores == I32_MAX) | (r_scores == I32_MIN)))
+        total += len(x16)
+    print(f"fuzzed {total} CNN windows over {cases} models; {saturated} saturated scores")
+    assert saturated > 0
+    return total
+
+
 def test_attack_inputs_cover_the_extremes():
     x = attack_windows(64, seed=0)
     assert x.dtype == np.int16 and x.shape == (64, STEPS, D)
@@ -265,3 +311,12 @@ def test_fuzz_c_kernels_10k_windows_sanitized_and_bit_exact(tmp_path: Path):
 def test_fuzz_c_kernels_100k_windows_sanitized_and_bit_exact(tmp_path: Path):
     totals = fuzz(tmp_path, cases=40, windows_per_case=2500)
     assert totals["windows"] == 100_000
+
+
+def test_fuzz_cnn_kernels_2k_windows_sanitized_and_bit_exact(tmp_path: Path):
+    assert fuzz_cnn(tmp_path, cases=5, windows_per_case=400) == 2_000
+
+
+@pytest.mark.slow
+def test_fuzz_cnn_kernels_10k_windows_sanitized_and_bit_exact(tmp_path: Path):
+    assert fuzz_cnn(tmp_path, cases=10, windows_per_case=1000) == 10_000
