@@ -132,6 +132,12 @@ def jitter(scale: float = 0.1, noise: float = 0.05) -> Callable[..., np.ndarray]
     return apply
 
 
+def augment_from(defaults: dict[str, Any]) -> Callable[..., np.ndarray] | None:
+    """The augmentation a defaults dict asks for: ``jitter(a, a / 2)`` for ``augment=a``."""
+    a = float(defaults.get("augment") or 0.0)
+    return jitter(a, a / 2) if a > 0 else None
+
+
 def _as_xy(data: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     if hasattr(data, "x") and hasattr(data, "y"):
         data = (data.x, data.y)

@@ -79,8 +79,7 @@ def run(args: argparse.Namespace) -> int:
         lr=float(defaults["lr"]), schedule=defaults["schedule"],
         weight_decay=float(defaults["weight_decay"]), seed=args.seed,
         checkpoint_dir=args.checkpoint_dir, progress=not args.no_progress,
-        augment=(training.jitter(defaults["augment"], defaults["augment"] / 2)
-                 if defaults.get("augment") else None),
+        augment=training.augment_from(defaults),
     )
 
     def accuracy(x: np.ndarray, y: np.ndarray) -> float:
