@@ -186,6 +186,26 @@ def check_ranges(m: IntFastGRNN) -> None:
                 raise ValueError(f"matrix {key} could overflow the int32 accumulator")
 
 
+def check_cnn_ranges(m: IntCNN) -> None:
+    """``check_ranges`` for an ``IntCNN``: input stage, requantisers, accumulators."""
+    rules = [("in_shift", m.in_shift, 1, 30),
+             ("in_mult", int(np.min(m.in_mult, initial=0)), 0, 16383),
+             ("in_mult", int(np.max(m.in_mult, initial=0)), 0, 16383)]
+    for lay in m.layers:
+        if lay.rq is not None:
+            rules += [(f"layer {lay.name!r} shift", lay.rq.shift, 1, 62),
+                      (f"layer {lay.name!r} multiplier", lay.rq.mult, 0, 2**31 - 1)]
+    for what, value, lo, hi in rules:
+        if not lo <= int(value) <= hi:
+            raise ValueError(f"model constant {what} = {value} is outside {lo}..{hi} "
+                             "(see export/c/ep_kernels.h)")
+    for lay in m.layers:
+        if lay.matrix is not None:
+            worst = int(np.abs(lay.matrix.to_dense().astype(np.int64)).sum(axis=1).max(initial=0))
+            if worst * 32768 >= 2**31:
+                raise ValueError(f"layer {lay.name!r} could overflow the int32 accumulator")
+
+
 def render(model: IntFastGRNN, name: str,
            provenance: Mapping[str, object] | None = None) -> tuple[str, str]:
     """The header and source text of the generated model (no I/O)."""
@@ -299,6 +319,7 @@ def render_cnn(model: IntCNN, name: str,
                provenance: Mapping[str, object] | None = None) -> tuple[str, str]:
     """Header and source text of a generated integer CNN (no I/O)."""
     name = check_name(name)
+    check_cnn_ranges(model)
     up = name.upper()
     m = model
     p = f"ep_{name}"
