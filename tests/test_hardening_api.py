@@ -104,3 +104,35 @@ def test_encode_refuses_an_unknown_format():
     with pytest.raises(ValueError) as err:
         cmodel.encode(np.ones((2, 2), np.int8), "zip")
     assert "zip" in _one_line(err)
+
+
+@pytest.fixture(scope="module")
+def cnn() -> cmodel.IntCNN:
+    from test_cmodel_cnn import har_cnn_layers
+
+    cal = synthetic_windows(8, seed=1)
+    return cmodel.quantize_cnn(har_cnn_layers(), SYN_MEAN, SYN_STD, cal)
+
+
+def _cnn_with(cnn: cmodel.IntCNN, layer: int | None = None, **change) -> cmodel.IntCNN:
+    layers = [dataclasses.replace(lay) for lay in cnn.layers]
+    if layer is None:
+        return dataclasses.replace(cnn, layers=layers, **change)
+    layers[layer] = dataclasses.replace(layers[layer], **change)
+    return dataclasses.replace(cnn, layers=layers)
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda m: _cnn_with(m, in_shift=0), "in_shift = 0 is outside 1..30"),
+    (lambda m: _cnn_with(m, in_mult=np.full(9, -1, np.int16)), "in_mult = -1"),
+    (lambda m: _cnn_with(m, 0, rq=Requant(2**30, 0)), "layer 'conv0' shift = 0"),
+    (lambda m: _cnn_with(m, 0, rq=Requant(2**30, 70)), "layer 'conv0' shift = 70"),
+    (lambda m: _cnn_with(m, 0, matrix=cmodel.encode(np.full((16, 600), 127, np.int8), "dense")),
+     "layer 'conv0' could overflow the int32 accumulator"),
+], ids=["in_shift 0", "negative in_mult", "shift 0", "shift 70", "overflowing kernel"])
+def test_cnn_generator_refuses_constants_outside_the_documented_ranges(cnn, tmp_path: Path,
+                                                                       make, message):
+    with pytest.raises(ValueError) as err:
+        cmodel.generate_c(make(cnn), tmp_path / "c_model", "cnn")
+    assert message in _one_line(err)
+    assert not (tmp_path / "c_model").exists()
