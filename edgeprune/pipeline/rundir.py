@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shutil
 import tempfile
 from collections.abc import Callable
 from typing import Any
 
 RUN_FILE = "run.json"
+TEMP_PATTERNS = (".*.tmp", ".tmp-*", ".*.tmp.png")  # the temporaries of every writer
 
 
 class OutDirError(RuntimeError):
@@ -78,6 +80,7 @@ class RunDir:
                     "choose a new folder, or repeat the same arguments to resume"
                 )
             self.resumed = True
+            self._sweep_temporaries()
             return self
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -85,6 +88,16 @@ class RunDir:
         except OSError as err:
             raise OutDirError(f"--out {self.root} cannot be written: {err.strerror}") from None
         return self
+
+    def _sweep_temporaries(self) -> None:
+        """Remove what a killed run left under a temporary name (artifacts are written to a
+        hidden temporary and renamed; a kill in between leaves only the temporary)."""
+        for pattern in TEMP_PATTERNS:
+            for leftover in self.root.rglob(pattern):
+                if leftover.is_dir():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                else:
+                    leftover.unlink(missing_ok=True)
 
     def path(self, *parts: str) -> pathlib.Path:
         """A path inside the run folder (parents created)."""
