@@ -151,6 +151,19 @@ def test_hapt_data_path_that_is_not_a_pickle(pipeline_main, tmp_path: Path):
     assert not out.exists()
 
 
+def test_no_fit_maps_to_exit_3(pipeline_main, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The real run is ``test_pipeline.py::test_no_configuration_fits_exits_3...`` (slow)."""
+    from edgeprune.pipeline import run as run_module
+
+    def no_fit(args):
+        raise run_module.NoFitError("no configuration fits 51 B; the smallest C model reached "
+                                    "is 402 B (h16-w4-u8 at 99% sparsity, ...)")
+
+    monkeypatch.setattr(run_module, "run", no_fit)
+    code, line = pipeline_main("--quick", "--budget-kb", "0.05", "--out", str(tmp_path / "o"))
+    assert code == EXIT_NO_FIT and line.startswith("no fit: no configuration fits 51 B")
+
+
 def test_unwritable_data_cache(pipeline_main, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     blocker = tmp_path / "file"
     blocker.write_text("x")

@@ -27,6 +27,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
+from edgeprune.pipeline.rundir import TEMP_PATTERNS
+
 pytestmark = pytest.mark.slow
 
 QUICK = ["--quick", "--budget-kb", "1"]
@@ -101,7 +103,9 @@ def test_kill_during_export_resumes_to_the_same_bytes(reference: Path, tmp_path:
         assert folder_bytes(out / sub) == folder_bytes(reference / sub), sub
     with zipfile.ZipFile(out / "model.keras") as archive:
         assert archive.testzip() is None
-    assert not [p for p in (out / "firmware").iterdir() if p.name.endswith(".tmp")]
+    leftovers = [str(p.relative_to(out)) for pattern in TEMP_PATTERNS
+                 for p in out.rglob(pattern)]
+    assert leftovers == [], f"temporaries left after the resumed run: {leftovers}"
 
 
 def test_ctrl_c_exits_130_and_another_seed_gives_other_bytes(reference: Path, tmp_path: Path):
