@@ -34,6 +34,9 @@ from export import tflite as tfl
 
 PROBE_SPARSITIES = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
 REFINE_STEP = 0.01
+# Architectures are tried largest first; the next, smaller one is trained only when the
+# larger needs more than this sparsity to fit the budget.
+TRY_SMALLER_ABOVE = 0.9
 
 
 class NoFitError(RuntimeError):
@@ -185,6 +188,7 @@ class Pipeline:
                 epochs=self.settings.dense_epochs or defaults["epochs"],
                 batch_size=defaults["batch_size"], lr=defaults["lr"],
                 schedule=defaults["schedule"], seed=self.args.seed,
+                augment=training.augment_from(defaults),
                 checkpoint_dir=self.rd.path("checkpoints", f"dense-{arch.label}", "x").parent)
             self._save_weights(model, f"dense-{arch.label}")
             return {"val_accuracy_float": result.best_val_accuracy,
@@ -237,19 +241,20 @@ class Pipeline:
             batch = defaults["batch_size"]
             steps = int(np.ceil(len(train_xy[0]) / batch))
             mt = self.args.min_threshold
+            augment = training.augment_from(defaults)
             if sparsity > 0:
                 ramp = tfmot.sparsity.keras.PolynomialDecay(
                     0.0, sparsity, begin_step=0, end_step=max(steps * st.ramp_epochs - 1, 1),
                     frequency=max(steps // 4, 1))
                 training.train(model, train_xy, val_xy, epochs=st.ramp_epochs,
                                batch_size=batch, lr=st.finetune_lr, schedule="constant",
-                               seed=self.args.seed, progress=False,
+                               seed=self.args.seed, progress=False, augment=augment,
                                callbacks=[pruning.GlobalPruningCallback(ramp, mt)])
                 masks = pruning.make_masks(model, "global_mt", sparsity, mt, self.args.seed)
                 pruning.apply_masks(model, masks)
                 training.train(
                     model, train_xy, val_xy, epochs=st.finetune_epochs, batch_size=batch,
-                    lr=st.finetune_lr, schedule="cosine", seed=self.args.seed,
+                    lr=st.finetune_lr, schedule="cosine", seed=self.args.seed, augment=augment,
                     checkpoint_dir=self.rd.path("checkpoints", tag, "x").parent,
                     callbacks=[pruning.GlobalPruningCallback(None, mt, masks=masks)])
             self._save_weights(model, tag)
@@ -276,6 +281,8 @@ class Pipeline:
             coarse_above = [s for s in PROBE_SPARSITIES if s > fitting[0]]
             for s in [fitting[0], *coarse_above[: self.settings.extra_candidates]]:
                 candidates.append(self.finetune(arch, s))
+            if fitting[0] <= TRY_SMALLER_ABOVE:
+                break  # fits at moderate sparsity: a smaller network would not do better
         tuned = [c for c in candidates if c["finetuned"] and c["fits"]]
         if not tuned:
             smallest = min(candidates, key=lambda c: c["model_bytes"])
