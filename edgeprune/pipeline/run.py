@@ -58,7 +58,7 @@ class Settings:
     @classmethod
     def for_args(cls, args: argparse.Namespace) -> Settings:
         if args.quick:
-            return cls(2, 1, 2, 3e-3, 0, 8, 400)
+            return cls(10, 1, 3, 3e-3, 0, 8, 600)
         return cls(None, 6, 14, 3e-3, 1, 64, None)
 
 
