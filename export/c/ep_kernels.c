@@ -4,12 +4,31 @@
  */
 #include "ep_kernels.h"
 
-static int32_t ep_clamp32(int32_t v, int32_t lo, int32_t hi)
+#if defined(__GNUC__) || defined(__clang__)
+#define EP_INLINE static inline __attribute__((always_inline))
+#define EP_NOINLINE static __attribute__((noinline))
+#define EP_CTZ(v) ((unsigned)__builtin_ctz(v))
+#else
+#define EP_INLINE static inline
+#define EP_NOINLINE static
+/* trailing zeros of a nonzero value */
+static unsigned EP_CTZ(uint32_t v)
+{
+    unsigned n = 0;
+    while (!(v & 1u)) {
+        v >>= 1;
+        n++;
+    }
+    return n;
+}
+#endif
+
+EP_INLINE int32_t ep_clamp32(int32_t v, int32_t lo, int32_t hi)
 {
     return v < lo ? lo : (v > hi ? hi : v);
 }
 
-static int32_t ep_sat64(int64_t v)
+EP_INLINE int32_t ep_sat64(int64_t v)
 {
     if (v > INT32_MAX) {
         return INT32_MAX;
@@ -20,197 +39,308 @@ static int32_t ep_sat64(int64_t v)
     return (int32_t)v;
 }
 
-int16_t ep_sat16(int32_t v)
+EP_INLINE int16_t ep_sat16_i(int32_t v)
 {
     return (int16_t)ep_clamp32(v, INT16_MIN, INT16_MAX);
 }
 
+int16_t ep_sat16(int32_t v)
+{
+    return ep_sat16_i(v);
+}
+
+/*
+ * round(acc * mult / 2^shift). For shift >= 33 only the high word of the product is
+ * needed: with P = hi * 2^32 + lo (0 <= lo < 2^32), floor((P + 2^(shift-1)) / 2^shift)
+ * = (hi + 2^(shift-33)) >> (shift-32) exactly, and |result| <= 2^30 never saturates.
+ */
+EP_INLINE int32_t ep_rq_i(int32_t acc, int32_t mult, int shift)
+{
+    if (shift >= 33) {
+        int32_t hi = (int32_t)(((int64_t)acc * mult) >> 32);
+        return (hi + ((int32_t)1 << (shift - 33))) >> (shift - 32);
+    } else {
+        int64_t p = (int64_t)acc * mult + ((int64_t)1 << (shift - 1));
+        return ep_sat64(p >> shift);
+    }
+}
+
 int32_t ep_requant(int32_t acc, int32_t mult, int shift)
 {
-    int64_t p = (int64_t)acc * mult + ((int64_t)1 << (shift - 1));
-    return ep_sat64(p >> shift);
+    return ep_rq_i(acc, mult, shift);
 }
 
-static void ep_spmv_dense(const ep_matrix_t *m, const int16_t *x, int32_t *y)
+/*
+ * Row cursor over a matrix: ep_rows() computes the dot products of the next n rows and
+ * leaves the cursor on the row after them, so a caller can walk a matrix in blocks of
+ * rows (the FastGRNN step does, to keep its scratch small). Fields by format:
+ *   dense          w
+ *   csr8, csr16    w, cnt (counts of the next rows), col (their columns)
+ *   bitmask        w, pos (flat index of the next nonzero, EP_NONE_LEFT when none is
+ *                  left), bits (set bits of the current mask byte not yet taken; bit j
+ *                  is flat index base + j), idx (next mask byte), end (one past the last)
+ *   rle4           w, pos, idx (next code byte), bits (pending nibbles below a sentinel
+ *                  bit; <= 1 when empty), left (nonzeros not yet taken)
+ * rs = flat index of the next row's first element.
+ */
+typedef struct {
+    const int8_t *w;
+    const uint8_t *idx;
+    const uint8_t *end;
+    const void *cnt;
+    const void *col;
+    uint32_t pos;
+    uint32_t bits;
+    uint32_t base;
+    uint32_t rs;
+    uint32_t left;
+    unsigned cols;
+    unsigned format;
+} ep_cursor_t;
+
+#define EP_NONE_LEFT UINT32_MAX
+
+/* bitmask: the next set bit at or after the current byte's remaining bits. */
+EP_INLINE uint32_t ep_bm_next(uint32_t *bits, uint32_t *base, const uint8_t **q,
+                              const uint8_t *end)
 {
-    const int8_t *w = m->values;
-    unsigned r, c;
-    for (r = 0; r < m->rows; r++) {
-        int32_t sum = 0;
-        for (c = 0; c < m->cols; c++) {
-            sum += (int32_t)w[c] * x[c];
+    uint32_t b = *bits;
+    while (b == 0u) {
+        if (*q == end) {
+            return EP_NONE_LEFT;
         }
-        y[r] = sum;
-        w += m->cols;
+        b = *(*q)++;
+        *base += 8u;
     }
+    *bits = b;
+    return *base + EP_CTZ(b);
 }
 
-static void ep_spmv_csr8(const ep_matrix_t *m, const int16_t *x, int32_t *y)
+/* rle4: the flat index of the next nonzero, its gap codes read from `from` on. */
+EP_INLINE uint32_t ep_rle4_next(uint32_t from, uint32_t *nib, const uint8_t **q)
 {
-    const uint8_t *count = (const uint8_t *)m->index;
-    const uint8_t *col = count + m->rows;
-    const int8_t *w = m->values;
-    unsigned r, k;
-    for (r = 0; r < m->rows; r++) {
-        int32_t sum = 0;
-        for (k = count[r]; k > 0; k--) {
-            sum += (int32_t)*w++ * x[*col++];
+    uint32_t n, b = *nib;
+    do {
+        if (b <= 1u) {
+            b = (uint32_t)*(*q)++ | 0x100u;
         }
-        y[r] = sum;
-    }
+        n = b & 15u;
+        b >>= 4;
+        from += n;
+    } while (n == 15u);
+    *nib = b;
+    return from;
 }
 
-static void ep_spmv_csr16(const ep_matrix_t *m, const int16_t *x, int32_t *y)
+static void ep_cursor_init(ep_cursor_t *k, const ep_matrix_t *m)
 {
-    const uint16_t *count = (const uint16_t *)m->index;
-    const uint16_t *col = count + m->rows;
-    const int8_t *w = m->values;
-    unsigned r, k;
-    for (r = 0; r < m->rows; r++) {
-        int32_t sum = 0;
-        for (k = count[r]; k > 0; k--) {
-            sum += (int32_t)*w++ * x[*col++];
-        }
-        y[r] = sum;
+    k->w = m->values;
+    k->idx = (const uint8_t *)m->index;
+    k->end = k->idx;
+    k->cnt = m->index;
+    k->col = NULL;
+    k->pos = EP_NONE_LEFT;
+    k->bits = 0u;
+    k->base = 0u;
+    k->rs = 0u;
+    k->left = m->nnz;
+    k->cols = m->cols;
+    k->format = m->format;
+    if (m->nnz == 0u && m->format != EP_FMT_DENSE) {
+        k->format = EP_FMT_NONE; /* every row is zero; index/values may be NULL */
+        return;
     }
-}
-
-static void ep_spmv_bitmask(const ep_matrix_t *m, const int16_t *x, int32_t *y)
-{
-    const uint8_t *mask = (const uint8_t *)m->index;
-    const int8_t *w = m->values;
-    uint32_t bit = 0;
-    unsigned r, c;
-    for (r = 0; r < m->rows; r++) {
-        int32_t sum = 0;
-        for (c = 0; c < m->cols; c++, bit++) {
-            if (mask[bit >> 3] & (1u << (bit & 7u))) {
-                sum += (int32_t)*w++ * x[c];
-            }
-        }
-        y[r] = sum;
-    }
-}
-
-/* One RLE4 code: skip n zeros (moving to later rows as needed), then take one value. */
-#define EP_RLE4_CODE(n)                                   \
-    do {                                                  \
-        c += (n);                                         \
-        if (c >= cols) {                                  \
-            y[r] = sum;                                   \
-            do {                                          \
-                c -= cols;                                \
-                r++;                                      \
-            } while (c >= cols);                          \
-            sum = 0;                                      \
-        }                                                 \
-        if ((n) != 15u) {                                 \
-            sum += (int32_t)*w++ * x[c];                  \
-            c++;                                          \
-        }                                                 \
-    } while (0)
-
-static void ep_spmv_rle4(const ep_matrix_t *m, const int16_t *x, int32_t *y)
-{
-    const uint8_t *code = (const uint8_t *)m->index;
-    const int8_t *w = m->values;
-    const int8_t *end = w + m->nnz;
-    const unsigned cols = m->cols;
-    unsigned r, c = 0;
-    int32_t sum = 0;
-    for (r = 0; r < m->rows; r++) {
-        y[r] = 0;
-    }
-    r = 0;
-    while (w < end) {
-        unsigned b = *code++;
-        EP_RLE4_CODE(b & 15u);
-        if (w == end) {
-            break;
-        }
-        EP_RLE4_CODE(b >> 4);
-    }
-    if (m->nnz > 0) {
-        y[r] = sum;
-    }
-}
-
-#undef EP_RLE4_CODE
-
-void ep_spmv(const ep_matrix_t *m, const int16_t *x, int32_t *y)
-{
     switch (m->format) {
-    case EP_FMT_DENSE:
-        ep_spmv_dense(m, x, y);
-        break;
     case EP_FMT_CSR8:
-        ep_spmv_csr8(m, x, y);
+        k->col = k->idx + m->rows;
         break;
     case EP_FMT_CSR16:
-        ep_spmv_csr16(m, x, y);
+        k->col = (const uint16_t *)m->index + m->rows;
         break;
     case EP_FMT_BITMASK:
-        ep_spmv_bitmask(m, x, y);
+        k->end = k->idx + ((uint32_t)m->rows * m->cols + 7u) / 8u;
+        k->base = (uint32_t)0u - 8u;
+        k->pos = ep_bm_next(&k->bits, &k->base, &k->idx, k->end);
         break;
     case EP_FMT_RLE4:
-        ep_spmv_rle4(m, x, y);
+        k->pos = ep_rle4_next(0u, &k->bits, &k->idx);
         break;
-    default: {
-        unsigned r;
-        for (r = 0; r < m->rows; r++) {
+    default:
+        break;
+    }
+}
+
+/* y[i] = dot(row i of the cursor's next n rows, x); the cursor moves past them. */
+static void ep_rows(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
+{
+    const unsigned cols = k->cols;
+    const int8_t *w = k->w;
+    unsigned r, c;
+    switch (k->format) {
+    case EP_FMT_DENSE:
+        for (r = 0; r < n; r++) {
+            int32_t sum = 0;
+            for (c = 0; c < cols; c++) {
+                sum += (int32_t)w[c] * x[c];
+            }
+            y[r] = sum;
+            w += cols;
+        }
+        break;
+    case EP_FMT_CSR8: {
+        const uint8_t *count = (const uint8_t *)k->cnt;
+        const uint8_t *col = (const uint8_t *)k->col;
+        for (r = 0; r < n; r++) {
+            int32_t sum = 0;
+            for (c = count[r]; c > 0u; c--) {
+                sum += (int32_t)*w++ * x[*col++];
+            }
+            y[r] = sum;
+        }
+        k->cnt = count + n;
+        k->col = col;
+        break;
+    }
+    case EP_FMT_CSR16: {
+        const uint16_t *count = (const uint16_t *)k->cnt;
+        const uint16_t *col = (const uint16_t *)k->col;
+        for (r = 0; r < n; r++) {
+            int32_t sum = 0;
+            for (c = count[r]; c > 0u; c--) {
+                sum += (int32_t)*w++ * x[*col++];
+            }
+            y[r] = sum;
+        }
+        k->cnt = count + n;
+        k->col = col;
+        break;
+    }
+    case EP_FMT_BITMASK: {
+        uint32_t pos = k->pos, bits = k->bits, base = k->base, rs = k->rs;
+        const uint8_t *q = k->idx;
+        const uint8_t *end = k->end;
+        for (r = 0; r < n; r++) {
+            const uint32_t re = rs + cols;
+            int32_t sum = 0;
+            while (pos < re) {
+                sum += (int32_t)*w++ * x[pos - rs];
+                bits &= bits - 1u;
+                pos = bits ? base + EP_CTZ(bits) : ep_bm_next(&bits, &base, &q, end);
+            }
+            y[r] = sum;
+            rs = re;
+        }
+        k->pos = pos;
+        k->bits = bits;
+        k->base = base;
+        k->rs = rs;
+        k->idx = q;
+        break;
+    }
+    case EP_FMT_RLE4: {
+        uint32_t pos = k->pos, nib = k->bits, left = k->left, rs = k->rs;
+        const uint8_t *q = k->idx;
+        for (r = 0; r < n; r++) {
+            const uint32_t re = rs + cols;
+            int32_t sum = 0;
+            while (pos < re) {
+                sum += (int32_t)*w++ * x[pos - rs];
+                pos = --left ? ep_rle4_next(pos + 1u, &nib, &q) : EP_NONE_LEFT;
+            }
+            y[r] = sum;
+            rs = re;
+        }
+        k->pos = pos;
+        k->bits = nib;
+        k->left = left;
+        k->rs = rs;
+        k->idx = q;
+        break;
+    }
+    default:
+        for (r = 0; r < n; r++) {
             y[r] = 0;
         }
         break;
     }
-    }
+    k->w = w;
 }
 
-/* sigmoid in Q15 of a Q(pre_frac) value, from the table over [0, 8]. */
-static int32_t ep_sigmoid_q15(int32_t pre, const ep_fastgrnn_t *p)
+void ep_spmv(const ep_matrix_t *m, const int16_t *x, int32_t *y)
 {
-    const int32_t lim = (int32_t)8 << p->pre_frac;
-    const unsigned sb = (unsigned)(p->pre_frac - p->lut_shift);
-    const uint16_t *lut = p->u16 + p->lut_off;
-    int32_t a = ep_clamp32(pre, -lim, lim);
-    int neg = a < 0;
+    ep_cursor_t k;
+    ep_cursor_init(&k, m);
+    ep_rows(&k, m->rows, x, y);
+}
+
+/* Per-step constants of the nonlinearities. */
+typedef struct {
+    const uint16_t *lut;
+    int32_t lim;  /* 8 in Q(pre_frac) */
+    int32_t one;  /* 1 in Q(pre_frac) */
+    int32_t mask; /* 2^sb - 1 */
+    int32_t half; /* 2^(sb-1) */
+    int32_t top;  /* lut[8 << lut_shift] */
+    unsigned sb;  /* pre_frac - lut_shift */
+    unsigned pre_frac;
+} ep_nl_t;
+
+static void ep_nl_init(ep_nl_t *c, const ep_fastgrnn_t *p)
+{
+    c->lut = p->u16 + p->lut_off;
+    c->pre_frac = p->pre_frac;
+    c->sb = (unsigned)(p->pre_frac - p->lut_shift);
+    c->lim = (int32_t)8 << p->pre_frac;
+    c->one = (int32_t)1 << p->pre_frac;
+    c->mask = ((int32_t)1 << c->sb) - 1;
+    c->half = (int32_t)1 << (c->sb - 1u);
+    c->top = c->lut[8u << p->lut_shift];
+}
+
+/* sigmoid in Q15 of a Q(pre_frac) value (|pre| < 2^31), from the table over [0, 8]. */
+EP_INLINE int32_t ep_sigmoid_q15(int32_t pre, const ep_nl_t *c)
+{
+    int32_t a = pre < 0 ? -pre : pre;
     int32_t y;
-    if (neg) {
-        a = -a;
-    }
-    if (a >= lim) {
-        y = lut[(8u << p->lut_shift)];
+    if (a >= c->lim) {
+        y = c->top;
     } else {
-        int32_t i = a >> sb;
-        int32_t f = a & (((int32_t)1 << sb) - 1);
-        int32_t y0 = lut[i];
-        int32_t dy = (int32_t)lut[i + 1] - y0;
-        y = y0 + ((dy * f + ((int32_t)1 << (sb - 1u))) >> sb);
+        int32_t i = a >> c->sb;
+        int32_t y0 = c->lut[i];
+        y = y0 + ((((int32_t)c->lut[i + 1] - y0) * (a & c->mask) + c->half) >> c->sb);
     }
-    return neg ? 32768 - y : y;
+    return pre < 0 ? 32768 - y : y;
 }
 
-int32_t ep_nonlinearity(int kind, int32_t pre, const ep_fastgrnn_t *p)
+EP_INLINE int32_t ep_nl(int kind, int32_t pre, const ep_nl_t *c)
 {
-    const int32_t one = (int32_t)1 << p->pre_frac;
+    const int32_t one = c->one;
     switch (kind) {
     case EP_NL_SIGMOID:
-        return ep_sigmoid_q15(pre, p);
+        return ep_sigmoid_q15(ep_clamp32(pre, -c->lim, c->lim), c);
     case EP_NL_TANH:
-        return 2 * ep_sigmoid_q15(2 * ep_clamp32(pre, -4 * one, 4 * one), p) - 32768;
+        return 2 * ep_sigmoid_q15(2 * ep_clamp32(pre, -4 * one, 4 * one), c) - 32768;
     case EP_NL_QUANT_SIGM: {
         int32_t t = ep_clamp32(pre, -2 * one, 2 * one) + one;
-        return ep_clamp32(t * ((int32_t)1 << (14 - p->pre_frac)), 0, 32768);
+        return ep_clamp32(t * ((int32_t)1 << (14u - c->pre_frac)), 0, 32768);
     }
     case EP_NL_QUANT_TANH:
-        return ep_clamp32(pre, -one, one) * ((int32_t)1 << (15 - p->pre_frac));
+        return ep_clamp32(pre, -one, one) * ((int32_t)1 << (15u - c->pre_frac));
     default:
         return 0;
     }
 }
 
-/* The runtime view of stored matrix s with the given shape. */
-static ep_matrix_t ep_view(const ep_fastgrnn_t *p, const ep_sparse_t *s, unsigned rows,
-                           unsigned cols)
+int32_t ep_nonlinearity(int kind, int32_t pre, const ep_fastgrnn_t *p)
+{
+    ep_nl_t c;
+    ep_nl_init(&c, p);
+    return ep_nl(kind, pre, &c);
+}
+
+/* The cursor over stored matrix s with the given shape. */
+static void ep_cursor(ep_cursor_t *k, const ep_fastgrnn_t *p, const ep_sparse_t *s,
+                      unsigned rows, unsigned cols)
 {
     ep_matrix_t m;
     m.values = p->i8 + s->values;
@@ -220,79 +350,149 @@ static ep_matrix_t ep_view(const ep_fastgrnn_t *p, const ep_sparse_t *s, unsigne
     m.cols = (uint16_t)cols;
     m.nnz = s->nnz;
     m.format = s->format;
-    return m;
+    ep_cursor_init(k, &m);
 }
 
-static int32_t ep_rq(const ep_fastgrnn_t *p, int32_t acc, int which)
+/* Constants of the state update of one step. */
+typedef struct {
+    ep_nl_t nl;
+    const int8_t *bias_gate;
+    const int8_t *bias_update;
+    int32_t mult_w, mult_u;
+    int shift_w, shift_u;
+    int32_t hround;
+    int32_t zeta, nu;
+    int32_t h_max;
+    unsigned hshift;
+    unsigned bg_shift, bu_shift;
+    int fast; /* both requantisers take the high-word path: their sum fits int32 */
+} ep_upd_t;
+
+/*
+ * pre = clamp(rq_w(tw) + rq_u(tu)); gates; h = z h + (sigmoid(zeta) (1 - z) + sigmoid(nu)) c
+ * for n rows starting at row r0. gk/uk are constants at every call site, so each
+ * combination of nonlinearities gets its own loop.
+ */
+EP_INLINE void ep_update(const ep_upd_t *u, const int32_t *tw, const int32_t *tu, int16_t *h,
+                         unsigned r0, unsigned n, int gk, int uk)
 {
-    return ep_requant(acc, p->rq_mult[which], p->rq_shift[which]);
+    unsigned i;
+    for (i = 0; i < n; i++) {
+        const int32_t rw = ep_rq_i(tw[i], u->mult_w, u->shift_w);
+        const int32_t ru = ep_rq_i(tu[i], u->mult_u, u->shift_u);
+        int32_t pre, g, v, z, c, coef, t1, t2;
+        if (u->fast) {
+            pre = ep_clamp32(rw + ru, -EP_PRE_LIMIT, EP_PRE_LIMIT);
+        } else {
+            int64_t s = (int64_t)rw + ru;
+            pre = (int32_t)(s > EP_PRE_LIMIT ? EP_PRE_LIMIT : (s < -EP_PRE_LIMIT ? -EP_PRE_LIMIT : s));
+        }
+        g = pre + (int32_t)u->bias_gate[r0 + i] * ((int32_t)1 << u->bg_shift);
+        v = pre + (int32_t)u->bias_update[r0 + i] * ((int32_t)1 << u->bu_shift);
+        z = ep_nl(gk, g, &u->nl);
+        c = ep_nl(uk, v, &u->nl);
+        coef = ((u->zeta * (32768 - z) + 16384) >> 15) + u->nu;
+        t1 = (z * h[r0 + i] + 16384) >> 15;
+        t2 = (int32_t)(((int64_t)coef * c + u->hround) >> u->hshift);
+        h[r0 + i] = (int16_t)ep_clamp32(t1 + t2, -u->h_max, u->h_max);
+    }
 }
+
+/* ep_update specialised for each pair of nonlinearities (one call per block of rows). */
+typedef void (*ep_update_fn)(const ep_upd_t *u, const int32_t *tw, const int32_t *tu, int16_t *h,
+                             unsigned r0, unsigned n);
+#define EP_UPDATE_FN(name, gk, uk)                                                      \
+    EP_NOINLINE void name(const ep_upd_t *u, const int32_t *tw, const int32_t *tu,      \
+                          int16_t *h, unsigned r0, unsigned n)                          \
+    {                                                                                   \
+        ep_update(u, tw, tu, h, r0, n, gk, uk);                                         \
+    }
+EP_UPDATE_FN(ep_update_sig_tanh, EP_NL_SIGMOID, EP_NL_TANH)
+EP_UPDATE_FN(ep_update_sig_qtanh, EP_NL_SIGMOID, EP_NL_QUANT_TANH)
+EP_UPDATE_FN(ep_update_qsig_tanh, EP_NL_QUANT_SIGM, EP_NL_TANH)
+EP_UPDATE_FN(ep_update_qsig_qtanh, EP_NL_QUANT_SIGM, EP_NL_QUANT_TANH)
+#undef EP_UPDATE_FN
 
 void ep_fastgrnn_step(const ep_fastgrnn_t *p, const int16_t *raw, int16_t *h, void *work)
 {
     const unsigned H = p->hidden, d = p->input_dim, rw = p->w_rank, ru = p->u_rank;
-    const unsigned T = EP_MAX3_(H, rw, ru);
     const int16_t *in_mult = p->i16 + p->in_mult_off;
     const int16_t *in_mean = p->i16 + p->in_mean_off;
     const int32_t in_round = (int32_t)1 << (p->in_shift - 1);
-    const int8_t *bias_gate = p->i8 + p->bias_gate_off;
-    const int8_t *bias_update = p->i8 + p->bias_update_off;
-    int32_t *pre = (int32_t *)work;
-    int32_t *tmp = pre + H;
-    int16_t *x = (int16_t *)(tmp + T);
+    const unsigned in_shift = p->in_shift;
+    int32_t *tw = (int32_t *)work;
+    int32_t *tu = tw + EP_ROW_BLOCK;
+    int16_t *x = (int16_t *)(tu + EP_ROW_BLOCK);
     int16_t *a = x + d;
     int16_t *v = a + rw;
-    const int32_t hround = (int32_t)1 << (29 - p->h_frac);
-    ep_matrix_t m;
-    unsigned i;
+    const int16_t *xin = rw > 0 ? a : x;
+    const int quant_gate = p->gate_nl == EP_NL_QUANT_SIGM;
+    const ep_update_fn upd = p->update_nl == EP_NL_QUANT_TANH
+                                 ? (quant_gate ? ep_update_qsig_qtanh : ep_update_sig_qtanh)
+                                 : (quant_gate ? ep_update_qsig_tanh : ep_update_sig_tanh);
+    ep_cursor_t kw, ku;
+    ep_upd_t u;
+    unsigned i, r0, n;
 
     /* integer input normalisation: x = (raw - mean) / std in the input scale */
     for (i = 0; i < d; i++) {
-        x[i] = ep_sat16((((int32_t)raw[i] - in_mean[i]) * in_mult[i] + in_round) >> p->in_shift);
+        x[i] = ep_sat16_i((((int32_t)raw[i] - in_mean[i]) * in_mult[i] + in_round) >> in_shift);
     }
-    /* input path: x W (or x W1 W2) */
+    /* low-rank intermediates a = x W1 and v = h U1 (or a copy of h when U is full rank) */
     if (rw > 0) {
-        m = ep_view(p, &p->w1, rw, d);
-        ep_spmv(&m, x, tmp);
-        for (i = 0; i < rw; i++) {
-            a[i] = ep_sat16(ep_rq(p, tmp[i], EP_RQ_A));
+        const int32_t mult = p->rq_mult[EP_RQ_A];
+        const int shift = p->rq_shift[EP_RQ_A];
+        ep_cursor(&kw, p, &p->w1, rw, d);
+        for (r0 = 0; r0 < rw; r0 += n) {
+            n = rw - r0 < EP_ROW_BLOCK ? rw - r0 : EP_ROW_BLOCK;
+            ep_rows(&kw, n, x, tw);
+            for (i = 0; i < n; i++) {
+                a[r0 + i] = ep_sat16_i(ep_rq_i(tw[i], mult, shift));
+            }
         }
-        m = ep_view(p, &p->w2, H, rw);
-        ep_spmv(&m, a, tmp);
+        ep_cursor(&kw, p, &p->w2, H, rw);
     } else {
-        m = ep_view(p, &p->w1, H, d);
-        ep_spmv(&m, x, tmp);
+        ep_cursor(&kw, p, &p->w1, H, d);
     }
-    for (i = 0; i < H; i++) {
-        pre[i] = ep_rq(p, tmp[i], EP_RQ_W);
-    }
-    /* recurrent path: h U (or h U1 U2) */
     if (ru > 0) {
-        m = ep_view(p, &p->u1, ru, H);
-        ep_spmv(&m, h, tmp);
-        for (i = 0; i < ru; i++) {
-            v[i] = ep_sat16(ep_rq(p, tmp[i], EP_RQ_V));
+        const int32_t mult = p->rq_mult[EP_RQ_V];
+        const int shift = p->rq_shift[EP_RQ_V];
+        ep_cursor(&ku, p, &p->u1, ru, H);
+        for (r0 = 0; r0 < ru; r0 += n) {
+            n = ru - r0 < EP_ROW_BLOCK ? ru - r0 : EP_ROW_BLOCK;
+            ep_rows(&ku, n, h, tu);
+            for (i = 0; i < n; i++) {
+                v[r0 + i] = ep_sat16_i(ep_rq_i(tu[i], mult, shift));
+            }
         }
-        m = ep_view(p, &p->u2, H, ru);
-        ep_spmv(&m, v, tmp);
+        ep_cursor(&ku, p, &p->u2, H, ru);
     } else {
-        m = ep_view(p, &p->u1, H, H);
-        ep_spmv(&m, h, tmp);
+        for (i = 0; i < H; i++) {
+            v[i] = h[i];
+        }
+        ep_cursor(&ku, p, &p->u1, H, H);
     }
-    for (i = 0; i < H; i++) {
-        int64_t s = (int64_t)pre[i] + ep_rq(p, tmp[i], EP_RQ_U);
-        pre[i] = (int32_t)(s > EP_PRE_LIMIT ? EP_PRE_LIMIT : (s < -EP_PRE_LIMIT ? -EP_PRE_LIMIT : s));
-    }
-    /* gates and state update: h = z h + (sigmoid(zeta) (1 - z) + sigmoid(nu)) c */
-    for (i = 0; i < H; i++) {
-        int32_t g = pre[i] + (int32_t)bias_gate[i] * ((int32_t)1 << p->bias_gate_shift);
-        int32_t u = pre[i] + (int32_t)bias_update[i] * ((int32_t)1 << p->bias_update_shift);
-        int32_t z = ep_nonlinearity(p->gate_nl, g, p);
-        int32_t c = ep_nonlinearity(p->update_nl, u, p);
-        int32_t coef = (((int32_t)p->zeta_q15 * (32768 - z) + 16384) >> 15) + p->nu_q15;
-        int32_t t1 = (z * h[i] + 16384) >> 15;
-        int32_t t2 = (int32_t)(((int64_t)coef * c + hround) >> (30 - p->h_frac));
-        h[i] = (int16_t)ep_clamp32(t1 + t2, -p->h_max, p->h_max);
+    /* pre-activation, gates and state update, a block of rows at a time */
+    ep_nl_init(&u.nl, p);
+    u.bias_gate = p->i8 + p->bias_gate_off;
+    u.bias_update = p->i8 + p->bias_update_off;
+    u.mult_w = p->rq_mult[EP_RQ_W];
+    u.shift_w = p->rq_shift[EP_RQ_W];
+    u.mult_u = p->rq_mult[EP_RQ_U];
+    u.shift_u = p->rq_shift[EP_RQ_U];
+    u.fast = u.shift_w >= 33 && u.shift_u >= 33;
+    u.hround = (int32_t)1 << (29 - p->h_frac);
+    u.hshift = 30u - p->h_frac;
+    u.zeta = p->zeta_q15;
+    u.nu = p->nu_q15;
+    u.h_max = p->h_max;
+    u.bg_shift = p->bias_gate_shift;
+    u.bu_shift = p->bias_update_shift;
+    for (r0 = 0; r0 < H; r0 += n) {
+        n = H - r0 < EP_ROW_BLOCK ? H - r0 : EP_ROW_BLOCK;
+        ep_rows(&kw, n, xin, tw);
+        ep_rows(&ku, n, v, tu);
+        upd(&u, tw, tu, h, r0, n);
     }
 }
 
@@ -303,7 +503,7 @@ int ep_fastgrnn_predict(const ep_fastgrnn_t *p, const int16_t *window, uint16_t 
     const unsigned work_bytes = EP_FASTGRNN_WORK_BYTES(p->input_dim, H, p->w_rank, p->u_rank);
     const int32_t *dense_bias = p->i32 + p->dense_bias_off;
     int16_t *h = (int16_t *)((uint8_t *)scratch + work_bytes);
-    ep_matrix_t m = ep_view(p, &p->dense, p->classes, H);
+    ep_cursor_t k;
     unsigned i, t;
     int best = 0;
 
@@ -313,7 +513,8 @@ int ep_fastgrnn_predict(const ep_fastgrnn_t *p, const int16_t *window, uint16_t 
     for (t = 0; t < steps; t++) {
         ep_fastgrnn_step(p, window + (uint32_t)t * p->input_dim, h, scratch);
     }
-    ep_spmv(&m, h, scores);
+    ep_cursor(&k, p, &p->dense, p->classes, H);
+    ep_rows(&k, p->classes, h, scores);
     for (i = 0; i < p->classes; i++) {
         scores[i] = ep_sat64((int64_t)scores[i] + dense_bias[i]);
         if (scores[i] > scores[best]) {

@@ -125,11 +125,15 @@ typedef struct {
     uint8_t update_nl;          /* EP_NL_* */
 } ep_fastgrnn_t;
 
-#define EP_MAX3_(a, b, c) ((a) > (b) ? ((a) > (c) ? (a) : (c)) : ((b) > (c) ? (b) : (c)))
+/** Rows per block of the FastGRNN step's matrix walks (the int32 scratch it needs). */
+#define EP_ROW_BLOCK 16u
 
-/** Work bytes of one ep_fastgrnn_step: int32 pre[H], tmp[max(H,rw,ru)]; int16 x[d], a[rw], v[ru]. */
+/**
+ * Work bytes of one ep_fastgrnn_step: int32 tw[EP_ROW_BLOCK], tu[EP_ROW_BLOCK]; int16 x[d],
+ * a[rw], v[ru] (v[h], a copy of the old state, when U is full rank).
+ */
 #define EP_FASTGRNN_WORK_BYTES(d, h, rw, ru) \
-    (4u * ((h) + EP_MAX3_((h), (rw), (ru))) + 2u * ((d) + (rw) + (ru)))
+    (8u * EP_ROW_BLOCK + 2u * ((d) + (rw) + ((ru) > 0 ? (ru) : (h))))
 
 /** Scratch bytes of ep_fastgrnn_predict: the work area followed by the int16 state h[H]. */
 #define EP_FASTGRNN_SCRATCH_BYTES(d, h, rw, ru) (EP_FASTGRNN_WORK_BYTES(d, h, rw, ru) + 2u * (h))

@@ -106,10 +106,14 @@ def _fmt_scale(v: float) -> str:
     return f"2^{int(e)}" if float(e).is_integer() else f"{v:.6g}"
 
 
+ROW_BLOCK = 16
+"""EP_ROW_BLOCK of ep_kernels.h: rows per block of the step's matrix walks."""
+
+
 def scratch_bytes(m: IntFastGRNN) -> int:
     """EP_FASTGRNN_SCRATCH_BYTES of the model (work area + int16 state)."""
-    return (4 * (m.hidden + max(m.hidden, m.w_rank, m.u_rank))
-            + 2 * (m.input_dim + m.w_rank + m.u_rank) + 2 * m.hidden)
+    return (8 * ROW_BLOCK + 2 * (m.input_dim + m.w_rank + (m.u_rank or m.hidden))
+            + 2 * m.hidden)
 
 
 def _header_text(name: str, comment: str, steps: int, d: int, classes: int,
