@@ -358,43 +358,93 @@ typedef struct {
     ep_nl_t nl;
     const int8_t *bias_gate;
     const int8_t *bias_update;
-    int32_t mult_w, mult_u;
-    int shift_w, shift_u;
-    int32_t hround;
+    int32_t hround; /* 2^(hshift-1) */
     int32_t zeta, nu;
     int32_t h_max;
-    unsigned hshift;
+    unsigned hshift; /* 30 - h_frac - 1 (c is even: the product is halved first) */
     unsigned bg_shift, bu_shift;
-    int fast; /* both requantisers take the high-word path: their sum fits int32 */
+    int fast; /* both requantised paths are below 2^30: their sum fits int32 */
 } ep_upd_t;
 
 /*
- * pre = clamp(rq_w(tw) + rq_u(tu)); gates; h = z h + (sigmoid(zeta) (1 - z) + sigmoid(nu)) c
- * for n rows starting at row r0. gk/uk are constants at every call site, so each
- * combination of nonlinearities gets its own loop.
+ * sigmoid (gk == EP_NL_SIGMOID) or tanh/2 of a Q(pre_frac) value |pre| < 2^31, from the
+ * table over [0, 8]: the same values as ep_nl(), tanh halved (it is always even).
+ * Clamping the argument first is folded into the a >= lim test.
+ */
+EP_INLINE int32_t ep_sig_or_half_tanh(int32_t pre, const ep_nl_t *c, int tanh)
+{
+    int32_t a = pre < 0 ? -pre : pre;
+    int32_t y;
+    if (tanh) {
+        a = a >= 4 * c->one ? c->lim : 2 * a;
+    }
+    if (a >= c->lim) {
+        y = c->top;
+    } else {
+        int32_t i = a >> c->sb;
+        int32_t y0 = c->lut[i];
+        y = y0 + ((((int32_t)c->lut[i + 1] - y0) * (a & c->mask) + c->half) >> c->sb);
+    }
+    if (tanh) {
+        y -= 16384;
+        return pre < 0 ? -y : y;
+    }
+    return pre < 0 ? 32768 - y : y;
+}
+
+/*
+ * pre = clamp(rw + ru) (both already requantised); gates; h = z h + (sigmoid(zeta) (1 - z)
+ * + sigmoid(nu)) c for n rows starting at row r0. gk/uk are constants at every call site,
+ * so each combination of nonlinearities gets its own loop. c is even for both update
+ * nonlinearities (2 s - 32768, or a multiple of 2^(15 - pre_frac)), so coef * c is
+ * computed as coef * (c / 2) in int32 (|coef * c / 2| <= 2^30) and shifted one bit less.
  */
 EP_INLINE void ep_update(const ep_upd_t *u, const int32_t *tw, const int32_t *tu, int16_t *h,
                          unsigned r0, unsigned n, int gk, int uk)
 {
+    const int8_t *bg = u->bias_gate + r0;
+    const int8_t *bu = u->bias_update + r0;
     unsigned i;
+    h += r0;
     for (i = 0; i < n; i++) {
-        const int32_t rw = ep_rq_i(tw[i], u->mult_w, u->shift_w);
-        const int32_t ru = ep_rq_i(tu[i], u->mult_u, u->shift_u);
-        int32_t pre, g, v, z, c, coef, t1, t2;
+        int32_t pre, z, c2, coef, t1, t2;
         if (u->fast) {
-            pre = ep_clamp32(rw + ru, -EP_PRE_LIMIT, EP_PRE_LIMIT);
+            pre = ep_clamp32(tw[i] + tu[i], -EP_PRE_LIMIT, EP_PRE_LIMIT);
         } else {
-            int64_t s = (int64_t)rw + ru;
+            int64_t s = (int64_t)tw[i] + tu[i];
             pre = (int32_t)(s > EP_PRE_LIMIT ? EP_PRE_LIMIT : (s < -EP_PRE_LIMIT ? -EP_PRE_LIMIT : s));
         }
-        g = pre + (int32_t)u->bias_gate[r0 + i] * ((int32_t)1 << u->bg_shift);
-        v = pre + (int32_t)u->bias_update[r0 + i] * ((int32_t)1 << u->bu_shift);
-        z = ep_nl(gk, g, &u->nl);
-        c = ep_nl(uk, v, &u->nl);
+        if (gk == EP_NL_SIGMOID) {
+            z = ep_sig_or_half_tanh(pre + (int32_t)bg[i] * ((int32_t)1 << u->bg_shift), &u->nl, 0);
+        } else {
+            z = ep_nl(gk, pre + (int32_t)bg[i] * ((int32_t)1 << u->bg_shift), &u->nl);
+        }
+        if (uk == EP_NL_TANH) {
+            c2 = ep_sig_or_half_tanh(pre + (int32_t)bu[i] * ((int32_t)1 << u->bu_shift), &u->nl, 1);
+        } else {
+            c2 = ep_nl(uk, pre + (int32_t)bu[i] * ((int32_t)1 << u->bu_shift), &u->nl) / 2;
+        }
         coef = ((u->zeta * (32768 - z) + 16384) >> 15) + u->nu;
-        t1 = (z * h[r0 + i] + 16384) >> 15;
-        t2 = (int32_t)(((int64_t)coef * c + u->hround) >> u->hshift);
-        h[r0 + i] = (int16_t)ep_clamp32(t1 + t2, -u->h_max, u->h_max);
+        t1 = (z * h[i] + 16384) >> 15;
+        t2 = (coef * c2 + u->hround) >> u->hshift;
+        h[i] = (int16_t)ep_clamp32(t1 + t2, -u->h_max, u->h_max);
+    }
+}
+
+/* t[i] = ep_requant(t[i], mult, shift) for i < n, the shift test hoisted. */
+EP_INLINE void ep_rq_rows(int32_t *t, unsigned n, int32_t mult, int shift)
+{
+    unsigned i;
+    if (shift >= 33) {
+        const int32_t rnd = (int32_t)1 << (shift - 33);
+        const unsigned sh = (unsigned)shift - 32u;
+        for (i = 0; i < n; i++) {
+            t[i] = ((int32_t)(((int64_t)t[i] * mult) >> 32) + rnd) >> sh;
+        }
+    } else {
+        for (i = 0; i < n; i++) {
+            t[i] = ep_rq_i(t[i], mult, shift);
+        }
     }
 }
 
@@ -476,13 +526,9 @@ void ep_fastgrnn_step(const ep_fastgrnn_t *p, const int16_t *raw, int16_t *h, vo
     ep_nl_init(&u.nl, p);
     u.bias_gate = p->i8 + p->bias_gate_off;
     u.bias_update = p->i8 + p->bias_update_off;
-    u.mult_w = p->rq_mult[EP_RQ_W];
-    u.shift_w = p->rq_shift[EP_RQ_W];
-    u.mult_u = p->rq_mult[EP_RQ_U];
-    u.shift_u = p->rq_shift[EP_RQ_U];
-    u.fast = u.shift_w >= 33 && u.shift_u >= 33;
-    u.hround = (int32_t)1 << (29 - p->h_frac);
-    u.hshift = 30u - p->h_frac;
+    u.fast = p->rq_shift[EP_RQ_W] >= 33 && p->rq_shift[EP_RQ_U] >= 33;
+    u.hround = (int32_t)1 << (28 - p->h_frac);
+    u.hshift = 29u - p->h_frac;
     u.zeta = p->zeta_q15;
     u.nu = p->nu_q15;
     u.h_max = p->h_max;
@@ -492,6 +538,8 @@ void ep_fastgrnn_step(const ep_fastgrnn_t *p, const int16_t *raw, int16_t *h, vo
         n = H - r0 < EP_ROW_BLOCK ? H - r0 : EP_ROW_BLOCK;
         ep_rows(&kw, n, xin, tw);
         ep_rows(&ku, n, v, tu);
+        ep_rq_rows(tw, n, p->rq_mult[EP_RQ_W], p->rq_shift[EP_RQ_W]);
+        ep_rq_rows(tu, n, p->rq_mult[EP_RQ_U], p->rq_shift[EP_RQ_U]);
         upd(&u, tw, tu, h, r0, n);
     }
 }
