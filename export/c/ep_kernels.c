@@ -79,12 +79,14 @@ int32_t ep_requant(int32_t acc, int32_t mult, int shift)
  *   bitmask        w, pos (flat index of the next nonzero, EP_NONE_LEFT when none is
  *                  left), bits (set bits of the current mask byte not yet taken; bit j
  *                  is flat index base + j), idx (next mask byte), end (one past the last)
- *   rle4           w, pos, idx (next code byte), bits (pending nibbles below a sentinel
- *                  bit; <= 1 when empty), left (nonzeros not yet taken)
- * rs = flat index of the next row's first element.
+ *   rle4           w, wend (one past the last value), pos (column of the next nonzero
+ *                  relative to the next row), idx (code byte of the gap after it), bits
+ *                  (1: that gap starts in the high nibble)
+ * rs = flat index of the next row's first element (bitmask).
  */
 typedef struct {
     const int8_t *w;
+    const int8_t *wend;
     const uint8_t *idx;
     const uint8_t *end;
     const void *cnt;
@@ -93,7 +95,6 @@ typedef struct {
     uint32_t bits;
     uint32_t base;
     uint32_t rs;
-    uint32_t left;
     unsigned cols;
     unsigned format;
 } ep_cursor_t;
@@ -116,25 +117,10 @@ EP_INLINE uint32_t ep_bm_next(uint32_t *bits, uint32_t *base, const uint8_t **q,
     return *base + EP_CTZ(b);
 }
 
-/* rle4: the flat index of the next nonzero, its gap codes read from `from` on. */
-EP_INLINE uint32_t ep_rle4_next(uint32_t from, uint32_t *nib, const uint8_t **q)
-{
-    uint32_t n, b = *nib;
-    do {
-        if (b <= 1u) {
-            b = (uint32_t)*(*q)++ | 0x100u;
-        }
-        n = b & 15u;
-        b >>= 4;
-        from += n;
-    } while (n == 15u);
-    *nib = b;
-    return from;
-}
-
 static void ep_cursor_init(ep_cursor_t *k, const ep_matrix_t *m)
 {
     k->w = m->values;
+    k->wend = m->values;
     k->idx = (const uint8_t *)m->index;
     k->end = k->idx;
     k->cnt = m->index;
@@ -143,7 +129,6 @@ static void ep_cursor_init(ep_cursor_t *k, const ep_matrix_t *m)
     k->bits = 0u;
     k->base = 0u;
     k->rs = 0u;
-    k->left = m->nnz;
     k->cols = m->cols;
     k->format = m->format;
     if (m->nnz == 0u && m->format != EP_FMT_DENSE) {
@@ -162,8 +147,23 @@ static void ep_cursor_init(ep_cursor_t *k, const ep_matrix_t *m)
         k->base = (uint32_t)0u - 8u;
         k->pos = ep_bm_next(&k->bits, &k->base, &k->idx, k->end);
         break;
-    case EP_FMT_RLE4:
-        k->pos = ep_rle4_next(0u, &k->bits, &k->idx);
+    case EP_FMT_RLE4: /* the first nonzero's column; bits: its gap ended in a low nibble */
+        k->wend = k->w + m->nnz;
+        k->pos = 0u;
+        for (;;) {
+            uint32_t nn = *k->idx & 15u;
+            k->pos += nn;
+            if (nn != 15u) {
+                k->bits = 1u;
+                break;
+            }
+            nn = (uint32_t)*k->idx++ >> 4;
+            k->pos += nn;
+            if (nn != 15u) {
+                k->bits = 0u;
+                break;
+            }
+        }
         break;
     default:
         break;
@@ -238,22 +238,78 @@ static void ep_rows(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
         break;
     }
     case EP_FMT_RLE4: {
-        uint32_t pos = k->pos, nib = k->bits, left = k->left, rs = k->rs;
+        /*
+         * A state machine over the codes. c: column of the pending nonzero relative to the
+         * current row (>= cols: a later row); at take_lo/take_hi the gap after it starts in
+         * the low/high nibble of *q. k->bits saves which one; k->pos saves c.
+         */
+        const int8_t *wend = k->wend;
         const uint8_t *q = k->idx;
-        for (r = 0; r < n; r++) {
-            const uint32_t re = rs + cols;
-            int32_t sum = 0;
-            while (pos < re) {
-                sum += (int32_t)*w++ * x[pos - rs];
-                pos = --left ? ep_rle4_next(pos + 1u, &nib, &q) : EP_NONE_LEFT;
-            }
-            y[r] = sum;
-            rs = re;
+        uint32_t c = k->pos, nn;
+        int32_t sum = 0;
+        r = 0;
+        if (n == 0u) {
+            break;
         }
-        k->pos = pos;
-        k->bits = nib;
-        k->left = left;
-        k->rs = rs;
+        if (c == EP_NONE_LEFT) {
+            goto rle4_rest;
+        }
+        if (k->bits) {
+            goto rle4_take_hi;
+        }
+    rle4_take_lo:
+        while (c >= cols) {
+            y[r] = sum;
+            sum = 0;
+            c -= cols;
+            if (++r == n) {
+                k->bits = 0u;
+                goto rle4_save;
+            }
+        }
+        sum += (int32_t)*w++ * x[c];
+        if (w == wend) {
+            goto rle4_last;
+        }
+        c++;
+    rle4_read_lo:
+        nn = *q & 15u;
+        c += nn;
+        if (nn != 15u) {
+            goto rle4_take_hi;
+        }
+    rle4_read_hi:
+        nn = (uint32_t)*q++ >> 4;
+        c += nn;
+        if (nn != 15u) {
+            goto rle4_take_lo;
+        }
+        goto rle4_read_lo;
+    rle4_take_hi:
+        while (c >= cols) {
+            y[r] = sum;
+            sum = 0;
+            c -= cols;
+            if (++r == n) {
+                k->bits = 1u;
+                goto rle4_save;
+            }
+        }
+        sum += (int32_t)*w++ * x[c];
+        if (w == wend) {
+            goto rle4_last;
+        }
+        c++;
+        goto rle4_read_hi;
+    rle4_last:
+        y[r++] = sum;
+        c = EP_NONE_LEFT;
+    rle4_rest:
+        for (; r < n; r++) {
+            y[r] = 0;
+        }
+    rle4_save:
+        k->pos = c;
         k->idx = q;
         break;
     }
