@@ -600,24 +600,14 @@ void ep_fastgrnn_step(const ep_fastgrnn_t *p, const int16_t *raw, int16_t *h, vo
     }
 }
 
-int ep_fastgrnn_predict(const ep_fastgrnn_t *p, const int16_t *window, uint16_t steps,
-                        void *scratch, int32_t *scores)
+/* The classifier: scores = dense h + bias (its own frame, not nested with the steps'). */
+EP_NOINLINE int ep_fastgrnn_classify(const ep_fastgrnn_t *p, const int16_t *h, int32_t *scores)
 {
-    const unsigned H = p->hidden;
-    const unsigned work_bytes = EP_FASTGRNN_WORK_BYTES(p->input_dim, H, p->w_rank, p->u_rank);
     const int32_t *dense_bias = p->i32 + p->dense_bias_off;
-    int16_t *h = (int16_t *)((uint8_t *)scratch + work_bytes);
     ep_cursor_t k;
-    unsigned i, t;
+    unsigned i;
     int best = 0;
-
-    for (i = 0; i < H; i++) {
-        h[i] = 0;
-    }
-    for (t = 0; t < steps; t++) {
-        ep_fastgrnn_step(p, window + (uint32_t)t * p->input_dim, h, scratch);
-    }
-    ep_cursor(&k, p, &p->dense, p->classes, H);
+    ep_cursor(&k, p, &p->dense, p->classes, p->hidden);
     ep_rows(&k, p->classes, h, scores);
     for (i = 0; i < p->classes; i++) {
         scores[i] = ep_sat64((int64_t)scores[i] + dense_bias[i]);
@@ -626,4 +616,21 @@ int ep_fastgrnn_predict(const ep_fastgrnn_t *p, const int16_t *window, uint16_t 
         }
     }
     return best;
+}
+
+int ep_fastgrnn_predict(const ep_fastgrnn_t *p, const int16_t *window, uint16_t steps,
+                        void *scratch, int32_t *scores)
+{
+    const unsigned H = p->hidden;
+    const unsigned work_bytes = EP_FASTGRNN_WORK_BYTES(p->input_dim, H, p->w_rank, p->u_rank);
+    int16_t *h = (int16_t *)((uint8_t *)scratch + work_bytes);
+    unsigned i, t;
+
+    for (i = 0; i < H; i++) {
+        h[i] = 0;
+    }
+    for (t = 0; t < steps; t++) {
+        ep_fastgrnn_step(p, window + (uint32_t)t * p->input_dim, h, scratch);
+    }
+    return ep_fastgrnn_classify(p, h, scores);
 }
