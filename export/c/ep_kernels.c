@@ -114,6 +114,7 @@ typedef struct {
 } ep_cursor_t;
 
 #define EP_NONE_LEFT UINT32_MAX
+#define EP_BM_SHORT 0x83u /* internal: bitmask with cols <= 24 */
 
 /* bitmask: the next set bit at or after the current byte's remaining bits. */
 EP_INLINE uint32_t ep_bm_next(uint32_t *bits, uint32_t *base, const uint8_t **q,
@@ -157,6 +158,10 @@ static void ep_cursor_init(ep_cursor_t *k, const ep_matrix_t *m)
         k->col = (const uint16_t *)m->index + m->rows;
         break;
     case EP_FMT_BITMASK:
+        if (m->cols <= 24u) { /* short rows: each row's bits taken whole (bits, base = count) */
+            k->format = EP_BM_SHORT;
+            break;
+        }
         k->end = k->idx + ((uint32_t)m->rows * m->cols + 7u) / 8u;
         k->base = (uint32_t)0u - 8u;
         k->pos = ep_bm_next(&k->bits, &k->base, &k->idx, k->end);
@@ -269,6 +274,33 @@ static void ep_rows(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
         k->bits = bits;
         k->base = base;
         k->rs = rs;
+        k->idx = q;
+        break;
+    }
+    case EP_BM_SHORT: {
+        /* acc: mask bits not yet used (avail of them), loaded a byte at a time as needed,
+         * so no byte past the mask is read */
+        uint32_t acc = k->bits, avail = k->base;
+        const uint32_t rmask = ((uint32_t)1 << cols) - 1u;
+        const uint8_t *q = k->idx;
+        for (r = 0; r < n; r++) {
+            uint32_t rb;
+            int32_t sum = 0;
+            while (avail < cols) {
+                acc |= (uint32_t)*q++ << avail;
+                avail += 8u;
+            }
+            rb = acc & rmask;
+            acc >>= cols;
+            avail -= cols;
+            while (rb != 0u) {
+                sum += (int32_t)*w++ * x[EP_CTZ(rb)];
+                rb &= rb - 1u;
+            }
+            y[r] = sum;
+        }
+        k->bits = acc;
+        k->base = avail;
         k->idx = q;
         break;
     }
