@@ -73,3 +73,10 @@ def test_paper_cnn_bad_input():
         models.mobilenet_v1(0)
     with pytest.raises(ValueError, match="width"):
         models.resnet32(width=0)
+
+
+def test_mobilenet_v1_returns_logits_not_probabilities():
+    model = models.mobilenet_v1(alpha=0.25, input_shape=(32, 32, 3), classes=10)
+    out = model(np.random.default_rng(0).normal(size=(4, 32, 32, 3)).astype("float32"))
+    out = np.asarray(out)
+    assert not np.allclose(out.sum(axis=1), 1.0, atol=1e-3)  # a softmax would sum to 1

@@ -185,7 +185,8 @@ def mobilenet_v1(
     input_shape: Sequence[int] = (224, 224, 3),
     classes: int = 1000,
 ) -> keras.Model:
-    """MobileNet-V1 (Howard et al. 2017) via ``keras.applications.MobileNet``, untrained.
+    """MobileNet-V1 (Howard et al. 2017) via ``keras.applications.MobileNet``, untrained,
+    returning logits (no softmax), as ``training.train`` expects.
 
     ≈ 4.2 M params at ``alpha=1.0`` with 1000 classes; CIFAR-size input
     ``(32, 32, 3)`` is allowed (the smallest Keras accepts).
@@ -194,13 +195,16 @@ def mobilenet_v1(
         raise ValueError(f"alpha={alpha!r} is invalid; must be a positive float (e.g. 1.0)")
     shape = _shape("input_shape", input_shape, 3, "(224, 224, 3) or (32, 32, 3)", min_size=32)
     return keras.applications.MobileNet(
-        input_shape=shape, alpha=float(alpha), weights=None, classes=_pos_int("classes", classes)
+        input_shape=shape, alpha=float(alpha), weights=None,
+        classes=_pos_int("classes", classes), classifier_activation=None,
     )
 
 
 def resnet50(input_shape: Sequence[int] = (224, 224, 3), classes: int = 1000) -> keras.Model:
-    """ResNet-50 via ``keras.applications.ResNet50(weights=None)`` (≈ 25.6 M params)."""
+    """ResNet-50 via ``keras.applications.ResNet50(weights=None)`` (≈ 25.6 M params),
+    returning logits (no softmax)."""
     shape = _shape("input_shape", input_shape, 3, "(224, 224, 3)", min_size=32)
     return keras.applications.ResNet50(
-        input_shape=shape, weights=None, classes=_pos_int("classes", classes)
+        input_shape=shape, weights=None, classes=_pos_int("classes", classes),
+        classifier_activation=None,
     )
