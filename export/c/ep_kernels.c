@@ -214,179 +214,254 @@ EP_NOINLINE int32_t ep_dot_dense(const int8_t *w, const int16_t *x, unsigned col
     return sum;
 }
 
-/* y[i] = dot(row i of the cursor's next n rows, x); the cursor moves past them. */
-static void ep_rows(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
+EP_NOINLINE void ep_rows_dense(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
 {
     const unsigned cols = k->cols;
     const int8_t *w = k->w;
     unsigned r, c;
-    switch (k->format) {
-    case EP_FMT_DENSE:
-        for (r = 0; r < n; r++) {
-            y[r] = ep_dot_dense(w, x, cols);
-            w += cols;
-        }
-        break;
-    case EP_FMT_CSR8: {
-        const uint8_t *count = (const uint8_t *)k->cnt;
-        const uint8_t *col = (const uint8_t *)k->col;
-        for (r = 0; r < n; r++) {
-            int32_t sum = 0;
-            for (c = count[r]; c > 0u; c--) {
-                sum += (int32_t)*w++ * x[*col++];
-            }
-            y[r] = sum;
-        }
-        k->cnt = count + n;
-        k->col = col;
-        break;
-    }
-    case EP_FMT_CSR16: {
-        const uint16_t *count = (const uint16_t *)k->cnt;
-        const uint16_t *col = (const uint16_t *)k->col;
-        for (r = 0; r < n; r++) {
-            int32_t sum = 0;
-            for (c = count[r]; c > 0u; c--) {
-                sum += (int32_t)*w++ * x[*col++];
-            }
-            y[r] = sum;
-        }
-        k->cnt = count + n;
-        k->col = col;
-        break;
-    }
-    case EP_FMT_BITMASK: {
-        uint32_t pos = k->pos, bits = k->bits, base = k->base, rs = k->rs;
-        const uint8_t *q = k->idx;
-        const uint8_t *end = k->end;
-        for (r = 0; r < n; r++) {
-            const uint32_t re = rs + cols;
-            int32_t sum = 0;
-            while (pos < re) {
-                sum += (int32_t)*w++ * x[pos - rs];
-                bits &= bits - 1u;
-                pos = bits ? base + EP_CTZ(bits) : ep_bm_next(&bits, &base, &q, end);
-            }
-            y[r] = sum;
-            rs = re;
-        }
-        k->pos = pos;
-        k->bits = bits;
-        k->base = base;
-        k->rs = rs;
-        k->idx = q;
-        break;
-    }
-    case EP_BM_SHORT: {
-        /* acc: mask bits not yet used (avail of them), loaded a byte at a time as needed,
-         * so no byte past the mask is read */
-        uint32_t acc = k->bits, avail = k->base;
-        const uint32_t rmask = ((uint32_t)1 << cols) - 1u;
-        const uint8_t *q = k->idx;
-        for (r = 0; r < n; r++) {
-            uint32_t rb;
-            int32_t sum = 0;
-            while (avail < cols) {
-                acc |= (uint32_t)*q++ << avail;
-                avail += 8u;
-            }
-            rb = acc & rmask;
-            acc >>= cols;
-            avail -= cols;
-            while (rb != 0u) {
-                sum += (int32_t)*w++ * x[EP_CTZ(rb)];
-                rb &= rb - 1u;
-            }
-            y[r] = sum;
-        }
-        k->bits = acc;
-        k->base = avail;
-        k->idx = q;
-        break;
-    }
-    case EP_FMT_RLE4: {
-        /*
-         * A state machine over the codes. c: column of the pending nonzero relative to the
-         * current row (>= cols: a later row); at take_lo/take_hi the gap after it starts in
-         * the low/high nibble of *q. k->bits saves which one; k->pos saves c.
-         */
-        const int8_t *wend = k->wend;
-        const uint8_t *q = k->idx;
-        uint32_t c = k->pos, nn;
-        int32_t sum = 0;
-        r = 0;
-        if (n == 0u) {
-            break;
-        }
-        if (c == EP_NONE_LEFT) {
-            goto rle4_rest;
-        }
-        if (k->bits) {
-            goto rle4_take_hi;
-        }
-    rle4_take_lo:
-        while (c >= cols) {
-            y[r] = sum;
-            sum = 0;
-            c -= cols;
-            if (++r == n) {
-                k->bits = 0u;
-                goto rle4_save;
-            }
-        }
-        sum += (int32_t)*w++ * x[c];
-        if (w == wend) {
-            goto rle4_last;
-        }
-        c++;
-    rle4_read_lo:
-        nn = *q & 15u;
-        c += nn;
-        if (nn != 15u) {
-            goto rle4_take_hi;
-        }
-    rle4_read_hi:
-        nn = (uint32_t)*q++ >> 4;
-        c += nn;
-        if (nn != 15u) {
-            goto rle4_take_lo;
-        }
-        goto rle4_read_lo;
-    rle4_take_hi:
-        while (c >= cols) {
-            y[r] = sum;
-            sum = 0;
-            c -= cols;
-            if (++r == n) {
-                k->bits = 1u;
-                goto rle4_save;
-            }
-        }
-        sum += (int32_t)*w++ * x[c];
-        if (w == wend) {
-            goto rle4_last;
-        }
-        c++;
-        goto rle4_read_hi;
-    rle4_last:
-        y[r++] = sum;
-        c = EP_NONE_LEFT;
-    rle4_rest:
-        for (; r < n; r++) {
-            y[r] = 0;
-        }
-    rle4_save:
-        k->pos = c;
-        k->idx = q;
-        break;
-    }
-    default:
-        for (r = 0; r < n; r++) {
-            y[r] = 0;
-        }
-        break;
+    (void)cols;
+    (void)c;
+    (void)x;
+    for (r = 0; r < n; r++) {
+        y[r] = ep_dot_dense(w, x, cols);
+        w += cols;
     }
     k->w = w;
+}
+
+EP_NOINLINE void ep_rows_csr8(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
+{
+    const unsigned cols = k->cols;
+    const int8_t *w = k->w;
+    unsigned r, c;
+    (void)cols;
+    (void)c;
+    (void)x;
+    const uint8_t *count = (const uint8_t *)k->cnt;
+    const uint8_t *col = (const uint8_t *)k->col;
+    for (r = 0; r < n; r++) {
+        int32_t sum = 0;
+        for (c = count[r]; c > 0u; c--) {
+            sum += (int32_t)*w++ * x[*col++];
+        }
+        y[r] = sum;
+    }
+    k->cnt = count + n;
+    k->col = col;
+    k->w = w;
+}
+
+EP_NOINLINE void ep_rows_csr16(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
+{
+    const unsigned cols = k->cols;
+    const int8_t *w = k->w;
+    unsigned r, c;
+    (void)cols;
+    (void)c;
+    (void)x;
+    const uint16_t *count = (const uint16_t *)k->cnt;
+    const uint16_t *col = (const uint16_t *)k->col;
+    for (r = 0; r < n; r++) {
+        int32_t sum = 0;
+        for (c = count[r]; c > 0u; c--) {
+            sum += (int32_t)*w++ * x[*col++];
+        }
+        y[r] = sum;
+    }
+    k->cnt = count + n;
+    k->col = col;
+    k->w = w;
+}
+
+EP_NOINLINE void ep_rows_bitmask(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
+{
+    const unsigned cols = k->cols;
+    const int8_t *w = k->w;
+    unsigned r, c;
+    (void)cols;
+    (void)c;
+    (void)x;
+    uint32_t pos = k->pos, bits = k->bits, base = k->base, rs = k->rs;
+    const uint8_t *q = k->idx;
+    const uint8_t *end = k->end;
+    for (r = 0; r < n; r++) {
+        const uint32_t re = rs + cols;
+        int32_t sum = 0;
+        while (pos < re) {
+            sum += (int32_t)*w++ * x[pos - rs];
+            bits &= bits - 1u;
+            pos = bits ? base + EP_CTZ(bits) : ep_bm_next(&bits, &base, &q, end);
+        }
+        y[r] = sum;
+        rs = re;
+    }
+    k->pos = pos;
+    k->bits = bits;
+    k->base = base;
+    k->rs = rs;
+    k->idx = q;
+    k->w = w;
+}
+
+EP_NOINLINE void ep_rows_bm_short(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
+{
+    const unsigned cols = k->cols;
+    const int8_t *w = k->w;
+    unsigned r, c;
+    (void)cols;
+    (void)c;
+    (void)x;
+    /* acc: mask bits not yet used (avail of them), loaded a byte at a time as needed,
+     * so no byte past the mask is read */
+    uint32_t acc = k->bits, avail = k->base;
+    const uint32_t rmask = ((uint32_t)1 << cols) - 1u;
+    const uint8_t *q = k->idx;
+    for (r = 0; r < n; r++) {
+        uint32_t rb;
+        int32_t sum = 0;
+        while (avail < cols) {
+            acc |= (uint32_t)*q++ << avail;
+            avail += 8u;
+        }
+        rb = acc & rmask;
+        acc >>= cols;
+        avail -= cols;
+        while (rb != 0u) {
+            sum += (int32_t)*w++ * x[EP_CTZ(rb)];
+            rb &= rb - 1u;
+        }
+        y[r] = sum;
+    }
+    k->bits = acc;
+    k->base = avail;
+    k->idx = q;
+    k->w = w;
+}
+
+EP_NOINLINE void ep_rows_rle4(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
+{
+    const unsigned cols = k->cols;
+    const int8_t *w = k->w;
+    unsigned r;
+    (void)x;
+    /*
+     * A state machine over the codes. c: column of the pending nonzero relative to the
+     * current row (>= cols: a later row); at take_lo/take_hi the gap after it starts in
+     * the low/high nibble of *q. k->bits saves which one; k->pos saves c.
+     */
+    const int8_t *wend = k->wend;
+    const uint8_t *q = k->idx;
+    uint32_t c = k->pos, nn;
+    int32_t sum = 0;
+    r = 0;
+    if (n == 0u) {
+        return;
+    }
+    if (c == EP_NONE_LEFT) {
+        goto rle4_rest;
+    }
+    if (k->bits) {
+        goto rle4_take_hi;
+    }
+rle4_take_lo:
+    while (c >= cols) {
+        y[r] = sum;
+        sum = 0;
+        c -= cols;
+        if (++r == n) {
+            k->bits = 0u;
+            goto rle4_save;
+        }
+    }
+    sum += (int32_t)*w++ * x[c];
+    if (w == wend) {
+        goto rle4_last;
+    }
+    c++;
+rle4_read_lo:
+    nn = *q & 15u;
+    c += nn;
+    if (nn != 15u) {
+        goto rle4_take_hi;
+    }
+rle4_read_hi:
+    nn = (uint32_t)*q++ >> 4;
+    c += nn;
+    if (nn != 15u) {
+        goto rle4_take_lo;
+    }
+    goto rle4_read_lo;
+rle4_take_hi:
+    while (c >= cols) {
+        y[r] = sum;
+        sum = 0;
+        c -= cols;
+        if (++r == n) {
+            k->bits = 1u;
+            goto rle4_save;
+        }
+    }
+    sum += (int32_t)*w++ * x[c];
+    if (w == wend) {
+        goto rle4_last;
+    }
+    c++;
+    goto rle4_read_hi;
+rle4_last:
+    y[r++] = sum;
+    c = EP_NONE_LEFT;
+rle4_rest:
+    for (; r < n; r++) {
+        y[r] = 0;
+    }
+rle4_save:
+    k->pos = c;
+    k->idx = q;
+    k->w = w;
+}
+
+EP_NOINLINE void ep_rows_zero(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
+{
+    const unsigned cols = k->cols;
+    const int8_t *w = k->w;
+    unsigned r, c;
+    (void)cols;
+    (void)c;
+    (void)x;
+    for (r = 0; r < n; r++) {
+        y[r] = 0;
+    }
+    k->w = w;
+}
+
+/* y[i] = dot(row i of the cursor's next n rows, x); the cursor moves past them. Each
+ * format has its own function (one per call, not per row), which keeps its loop's
+ * variables in registers. */
+static void ep_rows(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
+{
+    switch (k->format) {
+    case EP_FMT_DENSE:
+        ep_rows_dense(k, n, x, y);
+        break;
+    case EP_FMT_CSR8:
+        ep_rows_csr8(k, n, x, y);
+        break;
+    case EP_FMT_CSR16:
+        ep_rows_csr16(k, n, x, y);
+        break;
+    case EP_FMT_BITMASK:
+        ep_rows_bitmask(k, n, x, y);
+        break;
+    case EP_BM_SHORT:
+        ep_rows_bm_short(k, n, x, y);
+        break;
+    case EP_FMT_RLE4:
+        ep_rows_rle4(k, n, x, y);
+        break;
+    default:
+        ep_rows_zero(k, n, x, y);
+        break;
+    }
 }
 
 void ep_spmv(const ep_matrix_t *m, const int16_t *x, int32_t *y)
