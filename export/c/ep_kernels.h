@@ -18,6 +18,10 @@
  * arithmetic shift right). The code assumes that >> on a negative signed integer is an
  * arithmetic shift (true for GCC, Clang, armcc/armclang and IAR); it never left-shifts a
  * negative value (it multiplies instead), so it is free of undefined behaviour.
+ * That holds for constants in the ranges given in this file, plus bias shifts 0 .. 23,
+ * h_max 0 .. 32767 and zeta/nu 0 .. 32768 (Q15); export.cmodel.generate_c refuses
+ * anything else. Checked by tests/test_fuzz_cmodel.py: ASan/UBSan builds, extreme
+ * inputs and weights, bit-exact with the numpy reference.
  *
  * Sparse matrix M (rows = outputs, cols = inputs; y[r] = sum_c M[r][c] * x[c]), stored as
  *   EP_FMT_DENSE    values[rows*cols] row-major, index unused
