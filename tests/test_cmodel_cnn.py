@@ -136,14 +136,14 @@ def har_cnn_layers(seed: int = 0, sparsity: float = 0.9, padding: str = "same") 
 
 
 def _windows(n, seed):
-    from tests.test_cmodel import SYN_MEAN, SYN_STD, synthetic_windows
+    from test_cmodel import SYN_MEAN, SYN_STD, synthetic_windows
 
     return synthetic_windows(n, seed), SYN_MEAN, SYN_STD
 
 
 @pytest.mark.parametrize("padding, formats", [("same", None), ("valid", {"conv1": "csr16"})])
 def test_generated_cnn_matches_reference(tmp_path, padding, formats):
-    from tests.test_cmodel import build, run
+    from test_cmodel import build, run
 
     cal, mean, std = _windows(48, 1)
     layers = har_cnn_layers(padding=padding)

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 RUN_FILE = "run.json"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 TEMP_PATTERNS = (".*.tmp", ".tmp-*", ".*.tmp.png")  # the temporaries of every writer
 
 
@@ -28,6 +30,7 @@ def atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; artifacts are ordinary files
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
