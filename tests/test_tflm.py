@@ -9,26 +9,11 @@ import subprocess
 
 import numpy as np
 import pytest
+from test_tflite import random_params as _params
 
 import export.tflite as T  # noqa: I001  (sets TF_USE_LEGACY_KERAS before TensorFlow)
 
 D, H, C, RW, RU, SEQ = 9, 80, 2, 5, 40, 128
-
-
-def _params(seed: int = 0) -> dict:
-    rng = np.random.default_rng(seed)
-    return {
-        "W1": rng.normal(0, 0.3, (D, RW)),
-        "W2": rng.normal(0, 0.3, (RW, H)),
-        "U1": rng.normal(0, 0.1, (H, RU)),
-        "U2": rng.normal(0, 0.1, (RU, H)),
-        "bias_gate": np.ones(H),
-        "bias_update": np.zeros(H),
-        "zeta": 1.0,
-        "nu": -4.0,
-        "dense_kernel": rng.normal(0, 1.0, (H, C)),
-        "dense_bias": np.zeros(C),
-    }
 
 
 @pytest.fixture(scope="module")
