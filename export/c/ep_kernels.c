@@ -218,10 +218,7 @@ EP_NOINLINE void ep_rows_dense(ep_cursor_t *k, unsigned n, const int16_t *x, int
 {
     const unsigned cols = k->cols;
     const int8_t *w = k->w;
-    unsigned r, c;
-    (void)cols;
-    (void)c;
-    (void)x;
+    unsigned r;
     for (r = 0; r < n; r++) {
         y[r] = ep_dot_dense(w, x, cols);
         w += cols;
@@ -231,12 +228,8 @@ EP_NOINLINE void ep_rows_dense(ep_cursor_t *k, unsigned n, const int16_t *x, int
 
 EP_NOINLINE void ep_rows_csr8(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
 {
-    const unsigned cols = k->cols;
     const int8_t *w = k->w;
     unsigned r, c;
-    (void)cols;
-    (void)c;
-    (void)x;
     const uint8_t *count = (const uint8_t *)k->cnt;
     const uint8_t *col = (const uint8_t *)k->col;
     for (r = 0; r < n; r++) {
@@ -253,12 +246,8 @@ EP_NOINLINE void ep_rows_csr8(ep_cursor_t *k, unsigned n, const int16_t *x, int3
 
 EP_NOINLINE void ep_rows_csr16(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
 {
-    const unsigned cols = k->cols;
     const int8_t *w = k->w;
     unsigned r, c;
-    (void)cols;
-    (void)c;
-    (void)x;
     const uint16_t *count = (const uint16_t *)k->cnt;
     const uint16_t *col = (const uint16_t *)k->col;
     for (r = 0; r < n; r++) {
@@ -277,10 +266,7 @@ EP_NOINLINE void ep_rows_bitmask(ep_cursor_t *k, unsigned n, const int16_t *x, i
 {
     const unsigned cols = k->cols;
     const int8_t *w = k->w;
-    unsigned r, c;
-    (void)cols;
-    (void)c;
-    (void)x;
+    unsigned r;
     uint32_t pos = k->pos, bits = k->bits, base = k->base, rs = k->rs;
     const uint8_t *q = k->idx;
     const uint8_t *end = k->end;
@@ -307,10 +293,7 @@ EP_NOINLINE void ep_rows_bm_short(ep_cursor_t *k, unsigned n, const int16_t *x, 
 {
     const unsigned cols = k->cols;
     const int8_t *w = k->w;
-    unsigned r, c;
-    (void)cols;
-    (void)c;
-    (void)x;
+    unsigned r;
     /* acc: mask bits not yet used (avail of them), loaded a byte at a time as needed,
      * so no byte past the mask is read */
     uint32_t acc = k->bits, avail = k->base;
@@ -422,16 +405,12 @@ rle4_save:
 
 EP_NOINLINE void ep_rows_zero(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
 {
-    const unsigned cols = k->cols;
-    const int8_t *w = k->w;
-    unsigned r, c;
-    (void)cols;
-    (void)c;
+    unsigned r;
+    (void)k; /* an all-zero block has nothing to skip */
     (void)x;
     for (r = 0; r < n; r++) {
         y[r] = 0;
     }
-    k->w = w;
 }
 
 /* y[i] = dot(row i of the cursor's next n rows, x); the cursor moves past them. Each
