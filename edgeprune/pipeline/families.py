@@ -34,6 +34,13 @@ class Arch:
             return "cnn-" + "-".join(str(f) for f in self.filters)
         return f"h{self.hidden}-w{self.w_rank}-u{self.u_rank}"
 
+    @classmethod
+    def from_record(cls, row: dict[str, Any]) -> Arch:
+        """The architecture of a candidate row (the inverse of ``as_dict``)."""
+        if "filters" in row:
+            return cls(filters=tuple(row["filters"]))
+        return cls(row["hidden"], row["w_rank"], row["u_rank"])
+
     def as_dict(self) -> dict[str, Any]:
         if self.filters is not None:
             return {"filters": list(self.filters)}

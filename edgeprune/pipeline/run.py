@@ -301,8 +301,7 @@ class Pipeline:
 
         def compute() -> dict[str, Any]:
             start = time.perf_counter()
-            arch = Arch(**{k: best[k] for k in ("hidden", "w_rank", "u_rank") if k in best},
-                        **({"filters": tuple(best["filters"])} if "filters" in best else {}))
+            arch = Arch.from_record(best)
             model = self._load(arch, best["weights"])
             ds, fam, out = self.ds, self.family, self.rd.root
             x_test = ds.normalize(ds.test.x)
@@ -396,9 +395,7 @@ class Pipeline:
 
     def _load_selected(self):
         best = self._best
-        arch = Arch(**{k: best[k] for k in ("hidden", "w_rank", "u_rank") if k in best},
-                    **({"filters": tuple(best["filters"])} if "filters" in best else {}))
-        return self._load(arch, best["weights"])
+        return self._load(Arch.from_record(best), best["weights"])
 
     # --------------------------------------------------------------------- run
     def run(self) -> dict[str, Any]:
