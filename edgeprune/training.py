@@ -96,19 +96,30 @@ def make_optimizer(
     total_steps: int = 1,
     weight_decay: float = 0.0,
     clipnorm: float | None = GLOBAL_CLIPNORM,
+    warmup_steps: int = 0,
 ) -> keras.optimizers.Optimizer:
     """Adam (AdamW when ``weight_decay`` > 0) with ``global_clipnorm`` and an lr schedule.
 
-    ``schedule``: ``constant``; ``cosine`` (to 0 over ``total_steps``); ``step`` (x0.1 at
-    50% and 75% of ``total_steps``).
+    ``schedule``: ``constant``; ``cosine`` (to 0 over ``total_steps``; with
+    ``warmup_steps`` > 0 it first rises linearly from ``lr / 10`` to ``lr`` over those
+    steps, then decays over the rest); ``step`` (x0.1 at 50% and 75% of ``total_steps``).
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule={schedule!r} is unknown; allowed: {SCHEDULES}")
     if not lr > 0:
         raise ValueError(f"lr={lr!r} is invalid; must be > 0")
     total_steps = max(int(total_steps), 1)
-    if schedule == "cosine":
-        rate: Any = keras.optimizers.schedules.CosineDecay(lr, total_steps)
+    warmup_steps = int(warmup_steps)
+    if not 0 <= warmup_steps < total_steps:
+        raise ValueError(f"warmup_steps={warmup_steps!r} is invalid; must be in "
+                         f"[0, total_steps={total_steps})")
+    if warmup_steps and schedule != "cosine":
+        raise ValueError(f"warmup_steps needs schedule='cosine', got {schedule!r}")
+    if schedule == "cosine" and warmup_steps:
+        rate: Any = keras.optimizers.schedules.CosineDecay(
+            lr / 10, total_steps - warmup_steps, warmup_target=lr, warmup_steps=warmup_steps)
+    elif schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(lr, total_steps)
     elif schedule == "step":
         rate = keras.optimizers.schedules.PiecewiseConstantDecay(
             [int(0.5 * total_steps), int(0.75 * total_steps)], [lr, lr * 0.1, lr * 0.01]
@@ -134,10 +145,67 @@ def jitter(scale: float = 0.1, noise: float = 0.05) -> Callable[..., np.ndarray]
     return apply
 
 
-def augment_from(defaults: dict[str, Any]) -> Callable[..., np.ndarray] | None:
-    """The augmentation a defaults dict asks for: ``jitter(a, a / 2)`` for ``augment=a``."""
+def rotate(max_degrees: float, mean: np.ndarray, std: np.ndarray) -> Callable[..., np.ndarray]:
+    """Augmentation for ``train(augment=...)``: every window gets one random 3-D rotation
+    (uniform random axis, angle uniform in +-``max_degrees``), applied to each sensor
+    triplet (channels 0-2, 3-5, 6-8: body_acc, body_gyro, total_acc xyz) in physical
+    units; ``mean``/``std`` (9,) are the normalisation the windows carry. It models the
+    phone sitting at a slightly different angle on the waist. Float32, same shape."""
+    mean = np.asarray(mean, np.float64).reshape(-1)
+    std = np.asarray(std, np.float64).reshape(-1)
+    if mean.shape != (9,) or std.shape != (9,):
+        raise ValueError(f"rotate needs 9-channel mean/std, got {mean.shape}, {std.shape}")
+    if not 0 < max_degrees <= 180:
+        raise ValueError(f"max_degrees={max_degrees!r} is invalid; must be in (0, 180]")
+
+    def apply(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if x.shape[-1] != 9:
+            raise ValueError(f"rotate needs windows with 9 channels, got shape {x.shape}")
+        n = len(x)
+        axis = rng.normal(size=(n, 3))
+        axis /= np.linalg.norm(axis, axis=1, keepdims=True)
+        angle = np.deg2rad(rng.uniform(-max_degrees, max_degrees, size=n))[:, None, None]
+        k = np.zeros((n, 3, 3))
+        k[:, 0, 1], k[:, 0, 2], k[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
+        k = k - k.transpose(0, 2, 1)
+        r = np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * (k @ k)  # Rodrigues
+        raw = x * std + mean
+        out = np.empty_like(raw)
+        for c in (0, 3, 6):
+            out[..., c:c + 3] = np.einsum("ntj,nij->nti", raw[..., c:c + 3], r)
+        return ((out - mean) / std).astype(np.float32)
+
+    return apply
+
+
+def compose(*augments: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    """One augmentation applying ``augments`` in order with the same generator."""
+
+    def apply(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        for augment in augments:
+            x = augment(x, rng)
+        return x
+
+    return apply
+
+
+def augment_from(defaults: dict[str, Any], mean: np.ndarray | None = None,
+                 std: np.ndarray | None = None) -> Callable[..., np.ndarray] | None:
+    """The augmentation a defaults dict asks for: ``rotate(r, mean, std)`` for
+    ``rotate=r`` degrees (needs the dataset's ``mean``/``std``), then
+    ``jitter(a, a / 2)`` for ``augment=a``; None when neither is asked for."""
+    parts = []
+    degrees = float(defaults.get("rotate") or 0.0)
+    if degrees > 0:
+        if mean is None or std is None:
+            raise ValueError("rotation augmentation needs the dataset's mean and std")
+        parts.append(rotate(degrees, mean, std))
     a = float(defaults.get("augment") or 0.0)
-    return jitter(a, a / 2) if a > 0 else None
+    if a > 0:
+        parts.append(jitter(a, a / 2))
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else compose(*parts)
 
 
 def _as_xy(data: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -177,6 +245,7 @@ def train(
     verbose: int = 0,
     deterministic: bool = True,
     augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+    warmup_epochs: int = 0,
 ) -> TrainResult:
     """Train ``model`` (logits, sparse integer labels) and restore its best-validation epoch.
 
@@ -188,6 +257,8 @@ def train(
     resumes after its last finished epoch (same seed/arguments give the same result).
     ``augment(x, rng)`` (e.g. ``jitter()``) transforms each epoch's shuffled training
     windows with a generator seeded by (seed, epoch), so resuming stays exact.
+    ``warmup_epochs``: linear warm-up of the cosine schedule (see ``make_optimizer``),
+    capped at ``epochs - 1``.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0:
         raise ValueError(f"epochs={epochs!r} is invalid; must be a positive int")
@@ -200,7 +271,7 @@ def train(
     if optimizer is None:
         optimizer = make_optimizer(
             lr, schedule=schedule, total_steps=steps * epochs, weight_decay=weight_decay,
-            clipnorm=clipnorm,
+            clipnorm=clipnorm, warmup_steps=steps * min(int(warmup_epochs), epochs - 1),
         )
     model.compile(
         optimizer=optimizer,

@@ -133,3 +133,54 @@ def test_short_training_on_real_data(uci_mirror, builder):
                          lr=1e-2 if builder == "fastgrnn" else 3e-3, seed=0, progress=False)
     assert res.history["loss"][-1] < res.history["loss"][0]
     assert res.best_val_accuracy > 0.7  # chance is ~0.5
+
+
+def test_warmup_rises_then_decays_to_zero():
+    opt = training.make_optimizer(1e-2, schedule="cosine", total_steps=100, warmup_steps=10)
+    lr = [float(opt._learning_rate(s)) for s in (0, 5, 10, 55, 100)]
+    assert lr[0] == pytest.approx(1e-3) and lr[1] == pytest.approx(5.5e-3)
+    assert lr[2] == pytest.approx(1e-2) and lr[2] > lr[3] > lr[4]
+    assert lr[4] == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="warmup_steps"):
+        training.make_optimizer(1e-2, schedule="step", total_steps=100, warmup_steps=10)
+    with pytest.raises(ValueError, match="warmup_steps"):
+        training.make_optimizer(1e-2, total_steps=100, warmup_steps=100)
+
+
+def test_rotate_is_a_rigid_rotation_of_each_sensor_triplet():
+    rng = np.random.default_rng(3)
+    mean, std = rng.normal(size=9), rng.uniform(0.5, 2.0, size=9)
+    raw = rng.normal(size=(4, 16, 9))
+    x = ((raw - mean) / std).astype(np.float32)
+    out = training.rotate(20.0, mean, std)(x, np.random.default_rng(0))
+    again = training.rotate(20.0, mean, std)(x, np.random.default_rng(0))
+    np.testing.assert_array_equal(out, again)
+    assert out.shape == x.shape and out.dtype == np.float32
+    back = out.astype(np.float64) * std + mean
+    for c in (0, 3, 6):  # lengths kept per time step, one rotation per window for all triplets
+        np.testing.assert_allclose(np.linalg.norm(back[..., c:c + 3], axis=-1),
+                                   np.linalg.norm(raw[..., c:c + 3], axis=-1), rtol=1e-4)
+    for n in range(4):
+        r, *_ = np.linalg.lstsq(raw[n, :, 0:3], back[n, :, 0:3], rcond=None)
+        r2, *_ = np.linalg.lstsq(raw[n, :, 6:9], back[n, :, 6:9], rcond=None)
+        np.testing.assert_allclose(r, r2, atol=1e-4)
+        np.testing.assert_allclose(r.T @ r, np.eye(3), atol=1e-4)
+        angle = np.degrees(np.arccos(np.clip((np.trace(r) - 1) / 2, -1, 1)))
+        assert 0 < angle <= 20.0 + 1e-3
+    assert not np.allclose(out, x)
+
+
+def test_augment_from_builds_rotation_then_jitter():
+    mean, std = np.zeros(9), np.ones(9)
+    assert training.augment_from({"augment": 0.0}) is None
+    with pytest.raises(ValueError, match="mean and std"):
+        training.augment_from({"rotate": 15})
+    aug = training.augment_from({"rotate": 15, "augment": 0.2}, mean, std)
+    x = np.ones((3, 8, 9), "float32")
+    a, b = aug(x, np.random.default_rng(1)), aug(x, np.random.default_rng(1))
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == x.shape and not np.allclose(a, x)
+    with pytest.raises(ValueError, match="max_degrees"):
+        training.rotate(0.0, mean, std)
+    with pytest.raises(ValueError, match="9-channel"):
+        training.rotate(10.0, np.zeros(3), np.ones(3))

@@ -33,6 +33,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--augment", type=float, default=None,
                    help="jitter scale (noise = scale/2); 0 = off; default: the model's default")
+    p.add_argument("--rotate", type=float, default=None,
+                   help="random 3-D rotation augmentation, max degrees (0 = off)")
+    p.add_argument("--warmup-epochs", type=int, default=None,
+                   help="linear lr warm-up epochs before the cosine decay")
     p.add_argument("--seed", type=int, default=0, help="training seed (init, shuffle)")
     p.add_argument("--split-seed", type=int, default=0,
                    help="seed drawing the validation volunteers (har_data default 0)")
@@ -70,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         model = models.har_cnn(xtr.shape[1:], classes=classes, seed=args.seed)
         defaults = dict(training.CNN_DEFAULTS)
-    for key in ("epochs", "batch_size", "lr", "augment"):
+    for key in ("epochs", "batch_size", "lr", "augment", "rotate", "warmup_epochs"):
         if getattr(args, key) is not None:
             defaults[key] = getattr(args, key)
     result = training.train(
@@ -79,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         lr=float(defaults["lr"]), schedule=defaults["schedule"],
         weight_decay=float(defaults["weight_decay"]), seed=args.seed,
         checkpoint_dir=args.checkpoint_dir, progress=not args.no_progress,
-        augment=training.augment_from(defaults),
+        warmup_epochs=int(defaults.get("warmup_epochs", 0)),
+        augment=training.augment_from(defaults, ds.mean, ds.std),
     )
 
     def accuracy(x: np.ndarray, y: np.ndarray) -> float:
