@@ -109,6 +109,42 @@ def test_step_inputs_resolved_by_name(bundle_int8: T.FastGRNNTFLite) -> None:
     assert int(ind[ix]["shape"][-1]) == D and int(ind[ih]["shape"][-1]) == H
 
 
+@pytest.mark.parametrize("quantization", ["int8", "int16x8"])
+def test_state_has_one_quantisation(
+    quantization: str, bundle_int8: T.FastGRNNTFLite, params: dict, windows: np.ndarray
+) -> None:
+    """h, h_next and the head's input share h_next's grid: no requantisation between steps,
+    and the patched step still computes one step as the float reference does."""
+    from export.tflite._predict import dequantize, quantize
+
+    b = bundle_int8 if quantization == "int8" else T.fastgrnn_to_tflite(
+        params, quantization, windows[:24]
+    )
+    step = make_interpreter(b.step)
+    ind, out = step.get_input_details(), step.get_output_details()[0]
+    hd, xd = ind[io_index(ind, "h")], ind[io_index(ind, "x")]
+    head_in = make_interpreter(b.head).get_input_details()[0]
+    assert hd["quantization"] == out["quantization"] == head_in["quantization"]
+    assert hd["quantization"][0] > 0
+    _, hs, _ = T.step_calibration_pairs(params, windows[:1])
+    x, h = windows[0, 60:61], hs[0, 60:61]
+    step.allocate_tensors()
+    step.set_tensor(xd["index"], quantize(x, xd))
+    step.set_tensor(hd["index"], quantize(h, hd))
+    step.invoke()
+    got = dequantize(step.get_tensor(out["index"]), out)
+    from export.tflite import _fastgrnn as fg
+
+    p = T.check_params(params)
+    pre = x @ p["W"] + h @ p["U"]
+    z = fg._sigmoid(pre + p["bias_gate"])
+    ref = z * h + (fg._sigmoid(p["zeta"]) * (1 - z) + fg._sigmoid(p["nu"])) * np.tanh(
+        pre + p["bias_update"]
+    )
+    tol = 3 * hd["quantization"][0] + 0.01 * np.abs(hs).max()  # grid + int8 weights
+    assert np.abs(got - ref).max() < tol
+
+
 def test_int8_conversion_is_deterministic(
     bundle_int8: T.FastGRNNTFLite, params: dict, windows: np.ndarray, cnn
 ) -> None:

