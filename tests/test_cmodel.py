@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from export import cmodel
+from export.cmodel import reference
 from export.cmodel.codegen import C_DIR, matrix_view_definition
 
 CHANNELS = ["body_acc_x", "body_acc_y", "body_acc_z", "body_gyro_x", "body_gyro_y",
@@ -147,6 +148,7 @@ CONFIGS = {
     "csr16": dict(state_bits=8),
     "bitmask": dict(lut_shift=0, full_rank=True),
     "rle4": dict(lut_shift=3, gate="quantSigm"),
+    "csr8n": dict(hidden=12, u_rank=8),  # row counts <= 15; the default fixed point
 }
 
 
@@ -156,8 +158,9 @@ def test_every_format_in_a_whole_model(fmt, tmp_path):
     cfg = dict(CONFIGS[fmt])
     full = cfg.pop("full_rank", False)
     nl = {k: cfg.pop(k) for k in ("gate", "update") if k in cfg}
-    params = random_params(5, w_rank=None if full else 5, u_rank=None if full else 40,
-                           sparsity=0.7, **nl)
+    shape = {"hidden": cfg.pop("hidden", 80), "u_rank": cfg.pop("u_rank", 40)}
+    params = random_params(5, hidden=shape["hidden"], w_rank=None if full else 5,
+                           u_rank=None if full else shape["u_rank"], sparsity=0.7, **nl)
     cal = synthetic_windows(32, seed=6)
     im = cmodel.quantize_fastgrnn(centre(params, SYN_MEAN, SYN_STD, cal), SYN_MEAN, SYN_STD,
                                   cal, formats=dict.fromkeys(cmodel.quant.MATRICES, fmt), **cfg)
@@ -225,7 +228,9 @@ def test_picker_chooses_each_format_by_exact_bytes():
     r = np.random.default_rng(4)
     cases = {
         "dense": r.integers(1, 100, (8, 8)),
-        "csr8": np.eye(10, 200, dtype=np.int64) * 3,                # 1 per row, long gaps
+        "csr8": np.eye(10, 200, dtype=np.int64) * 3 + (np.arange(200) % 10 == 0) * (
+            np.arange(10)[:, None] == 0) * 3,                        # a row of 20 > 15
+        "csr8n": np.eye(10, 200, dtype=np.int64) * 3,               # 1 per row, long gaps
         "csr16": np.eye(4, 1000, k=500, dtype=np.int64) * 3,          # cols > 256
         "bitmask": r.integers(1, 100, (16, 16)) * (np.arange(256).reshape(16, 16) % 2),
         "rle4": r.integers(1, 100, (40, 80)) * (r.random((40, 80)) < 0.1),
@@ -235,6 +240,71 @@ def test_picker_chooses_each_format_by_exact_bytes():
         assert cmodel.pick_format(m.astype(np.int8)) == want, sizes
         assert sizes[want] == min(s for s in sizes.values() if s is not None)
     assert cmodel.format_sizes(np.zeros((300, 300), np.int8))["csr8"] is None  # cols > 256
+
+
+@needs_gcc
+@pytest.mark.parametrize("pre_frac, lut_shift", [(12, 1), (12, 0), (8, 3), (2, 1), (14, 4)])
+def test_nonlinearities_c_match_reference(pre_frac, lut_shift, tmp_path):
+    """ep_nonlinearity (the generic path; the built-in table for lut_shift 1) against
+    reference.nonlinearity at the clamps, the table knots and their neighbours, random."""
+    cal = synthetic_windows(8, seed=3)
+    im = cmodel.quantize_fastgrnn(random_params(2, hidden=8, u_rank=4), SYN_MEAN, SYN_STD, cal,
+                                  pre_frac=pre_frac, lut_shift=lut_shift)
+    src = cmodel.generate_c(im, tmp_path, "nl")["source"].read_text()
+    assert ("EP_LUT_BUILTIN" in src) == (lut_shift == 1)
+    one, lim, step = 1 << pre_frac, 8 << pre_frac, 1 << (pre_frac - lut_shift)
+    knots = np.arange(-lim - 2 * step, lim + 3 * step, step)
+    x = np.concatenate([knots, knots + 1, knots - 1, knots + step // 2,
+                        [0, 1, -1, 4 * one, -4 * one, 4 * one - 1, 1 - 4 * one, 2**30, -2**30],
+                        np.random.default_rng(1).integers(-(2**26), 2**26, 2000)])
+    (tmp_path / "t.c").write_text(
+        '#include <stdio.h>\n#include "nl_model.c"\n'
+        "int main(void) {\n    long v;\n    int k;\n"
+        '    while (scanf("%ld", &v) == 1) {\n'
+        "        for (k = 0; k < 4; k++) {\n"
+        '            printf("%ld ", (long)ep_nonlinearity(k, (int32_t)v, &ep_nl.params));\n'
+        '        }\n        printf("\\n");\n    }\n    return 0;\n}\n')
+    exe = tmp_path / "t"
+    subprocess.run(["gcc", *WARN, "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+                    "-I", str(tmp_path), "-I", str(C_DIR), str(tmp_path / "t.c"),
+                    str(C_DIR / "ep_kernels.c"), "-o", str(exe)], check=True, capture_output=True,
+                   text=True)
+    out = subprocess.run([str(exe)], input="\n".join(map(str, x)), check=True, capture_output=True,
+                         text=True).stdout
+    got = np.array([[int(v) for v in line.split()] for line in out.splitlines()])
+    for k, kind in enumerate(("sigmoid", "tanh", "quantSigm", "quantTanh")):
+        np.testing.assert_array_equal(got[:, k], reference.nonlinearity(kind, x, im), kind)
+    sig = reference.nonlinearity("sigmoid", x, im)
+    assert sig.min() >= 0 and sig.max() <= 32768
+    np.testing.assert_array_equal(sig[x == 0], 16384)
+
+
+def test_matrix_budget_picks_the_fastest_formats_that_fit():
+    params = random_params(4, sparsity=0.9)
+    cal = synthetic_windows(16, seed=2)
+    small = cmodel.quantize_fastgrnn(params, SYN_MEAN, SYN_STD, cal, speed_slack=0.0)
+    least = sum(s.nbytes for s in small.matrices.values() if s is not None)
+
+    def est(im) -> float:
+        return sum(cmodel.sparse.estimate_instructions(s.to_dense(), s.format)
+                   * (1 / 128 if k == "dense" else 1) for k, s in im.matrices.items()
+                   if s is not None)
+
+    last = None
+    for budget in (least - 1, least, least + 200, least + 600, 10**6):
+        im = cmodel.quantize_fastgrnn(params, SYN_MEAN, SYN_STD, cal, matrix_budget=budget)
+        total = sum(s.nbytes for s in im.matrices.values() if s is not None)
+        assert total <= max(budget, least)
+        if budget < least:  # nothing fits: the smallest formats
+            assert {k: s.format for k, s in im.matrices.items()} == {
+                k: s.format for k, s in small.matrices.items()}
+        if last is not None:
+            assert est(im) <= last  # a larger budget is never slower (by the model)
+        last = est(im)
+    forced = cmodel.quantize_fastgrnn(params, SYN_MEAN, SYN_STD, cal, matrix_budget=10**6,
+                                      formats={"u2": "rle4"})
+    assert forced.matrices["u2"].format == "rle4"
+    assert cmodel.sparse.estimate_instructions(np.ones((3, 300), np.int8), "csr8") is None
 
 
 # ---------------------------------------------------------------- C/C++, ARM, bytes

@@ -95,6 +95,32 @@ def test_synthetic_windows_dense_vs_sparse(tmp_path: Path) -> None:
     assert results["sparse"]["model_bytes"] < results["dense"]["model_bytes"] / 2
 
 
+@pytest.mark.parametrize("board, sparsity, options", [
+    ("mps2-an386", 0.9, {}),  # the fast state update, bitmask rows of 5 (W2), csr8n (U1, U2)
+    ("mps2-an386", 0.5, {"formats": dict.fromkeys(("w1", "w2", "u1", "u2", "dense"),
+                                                  "dense")}),  # SMLAD rows
+    ("mps2-an386", 0.7, {"lut_shift": 2, "formats": {"w1": "csr16", "w2": "csr8",
+                                                     "u1": "bitmask", "u2": "rle4"}}),
+    ("mps2-an386", 0.9, {"state_bits": 8}),  # the generic update on a DSP core
+    ("mps2-an385", 0.9, {}),  # Cortex-M3: no DSP extension, the portable C
+])
+def test_kernel_paths_bit_exact_scores(board: str, sparsity: float, options: dict,
+                                       tmp_path: Path) -> None:
+    """Every kernel path (DSP and portable, fast and generic update, each storage format)
+    gives the reference's exact int32 scores on the board."""
+    rng = np.random.default_rng(7)
+    calib = rng.normal(0, 0.5, (64, 128, 9)).astype(np.float32)
+    flat = calib.reshape(-1, 9)
+    im = cmodel.quantize_fastgrnn(fastgrnn_params(sparsity, seed=2), flat.mean(0), flat.std(0),
+                                  calib, **options)
+    cmodel.generate_c(im, tmp_path / "c", "har2")
+    x16 = cmodel.quantize_input(im, rng.normal(0, 0.8, (3, 128, 9)))
+    expected, scores = cmodel.reference_predict(im, x16)
+    mcu = firmware.build_and_run(tmp_path / "c", x16, expected, board, tmp_path / "fw", 30,
+                                 exact=False)
+    assert mcu["scores"] == scores.tolist()
+
+
 def test_small_cnn_model(tmp_path: Path) -> None:
     """A generated integer CNN (conv, maxpool, GAP, dense) through the same firmware."""
     if not hasattr(cmodel, "quantize_cnn"):

@@ -1,4 +1,4 @@
-"""Command-line door to the benchmarks: ``python -m edgeprune.bench {dense,sparsity} ...``."""
+"""Command-line door to the benchmarks: ``python -m edgeprune.bench {dense,sparsity,kernels}``."""
 
 import argparse
 import importlib
@@ -6,7 +6,7 @@ import sys
 
 import edgeprune  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
-SUBCOMMANDS = ("dense", "sparsity")
+SUBCOMMANDS = ("dense", "sparsity", "kernels")
 
 
 def main(argv: list[str] | None = None) -> int:

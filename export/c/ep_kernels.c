@@ -90,6 +90,7 @@ int32_t ep_requant(int32_t acc, int32_t mult, int shift)
  * rows (the FastGRNN step does, to keep its scratch small). Fields by format:
  *   dense          w
  *   csr8, csr16    w, cnt (counts of the next rows), col (their columns)
+ *   csr8n          as csr8; bits = 1: the next row's count is the high nibble of *cnt
  *   bitmask        w, pos (flat index of the next nonzero, EP_NONE_LEFT when none is
  *                  left), bits (set bits of the current mask byte not yet taken; bit j
  *                  is flat index base + j), idx (next mask byte), end (one past the last)
@@ -114,7 +115,12 @@ typedef struct {
 } ep_cursor_t;
 
 #define EP_NONE_LEFT UINT32_MAX
+
+/* Pool k of a model (see ep_fastgrnn_t): the pools follow the struct in one object. */
+#define EP_POOL(p, type, k) \
+    ((const type *)(const void *)((const uint8_t *)(const void *)(p) + (p)->pool[k]))
 #define EP_BM_SHORT 0x83u /* internal: bitmask with cols <= 24 */
+#define EP_BM_TINY 0x84u  /* internal: bitmask with cols <= 5 */
 
 /* bitmask: the next set bit at or after the current byte's remaining bits. */
 EP_INLINE uint32_t ep_bm_next(uint32_t *bits, uint32_t *base, const uint8_t **q,
@@ -157,9 +163,12 @@ static void ep_cursor_init(ep_cursor_t *k, const ep_matrix_t *m)
     case EP_FMT_CSR16:
         k->col = (const uint16_t *)m->index + m->rows;
         break;
+    case EP_FMT_CSR8N: /* bits: the next count is the high nibble of *cnt */
+        k->col = k->idx + (m->rows + 1u) / 2u;
+        break;
     case EP_FMT_BITMASK:
         if (m->cols <= 24u) { /* short rows: each row's bits taken whole (bits, base = count) */
-            k->format = EP_BM_SHORT;
+            k->format = m->cols <= 5u ? EP_BM_TINY : EP_BM_SHORT;
             break;
         }
         k->end = k->idx + ((uint32_t)m->rows * m->cols + 7u) / 8u;
@@ -226,20 +235,61 @@ EP_NOINLINE void ep_rows_dense(ep_cursor_t *k, unsigned n, const int16_t *x, int
     k->w = w;
 }
 
+/* sum_j w[j] * x[col[j]] over the next cnt nonzeros of a csr8 row; moves w and col. */
+EP_INLINE int32_t ep_dot_csr8(const int8_t **wp, const uint8_t **cp, const int16_t *x,
+                              unsigned cnt)
+{
+    const int8_t *w = *wp;
+    const uint8_t *col = *cp;
+    int32_t sum = 0;
+    if (cnt != 0u) {
+        do {
+            sum += (int32_t)*w++ * x[*col++];
+        } while (--cnt != 0u);
+    }
+    *wp = w;
+    *cp = col;
+    return sum;
+}
+
 EP_NOINLINE void ep_rows_csr8(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
 {
     const int8_t *w = k->w;
-    unsigned r, c;
+    unsigned r;
     const uint8_t *count = (const uint8_t *)k->cnt;
     const uint8_t *col = (const uint8_t *)k->col;
     for (r = 0; r < n; r++) {
-        int32_t sum = 0;
-        for (c = count[r]; c > 0u; c--) {
-            sum += (int32_t)*w++ * x[*col++];
-        }
-        y[r] = sum;
+        y[r] = ep_dot_csr8(&w, &col, x, count[r]);
     }
     k->cnt = count + n;
+    k->col = col;
+    k->w = w;
+}
+
+EP_NOINLINE void ep_rows_csr8n(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
+{
+    const int8_t *w = k->w;
+    const uint8_t *count = (const uint8_t *)k->cnt;
+    const uint8_t *col = (const uint8_t *)k->col;
+    int32_t *const yend = y + n;
+    if (n == 0u) {
+        return;
+    }
+    if (k->bits) { /* the block starts at a high nibble */
+        *y++ = ep_dot_csr8(&w, &col, x, (unsigned)*count++ >> 4);
+    }
+    while (yend - y >= 2) { /* two rows per count byte */
+        const unsigned c = *count++;
+        y[0] = ep_dot_csr8(&w, &col, x, c & 15u);
+        y[1] = ep_dot_csr8(&w, &col, x, c >> 4);
+        y += 2;
+    }
+    k->bits = 0u;
+    if (y != yend) {
+        *y = ep_dot_csr8(&w, &col, x, *count & 15u);
+        k->bits = 1u;
+    }
+    k->cnt = count;
     k->col = col;
     k->w = w;
 }
@@ -309,11 +359,81 @@ EP_NOINLINE void ep_rows_bm_short(ep_cursor_t *k, unsigned n, const int16_t *x, 
         rb = acc & rmask;
         acc >>= cols;
         avail -= cols;
-        while (rb != 0u) {
-            sum += (int32_t)*w++ * x[EP_CTZ(rb)];
-            rb &= rb - 1u;
+        if (rb != 0u) {
+            do {
+                sum += (int32_t)*w++ * x[EP_CTZ(rb)];
+                rb &= rb - 1u;
+            } while (rb != 0u);
         }
         y[r] = sum;
+    }
+    k->bits = acc;
+    k->base = avail;
+    k->idx = q;
+    k->w = w;
+}
+
+/*
+ * Bitmask rows of at most 5 columns (e.g. W2 with w_rank 5): x[0..4] stay in registers
+ * and each row's bit pattern selects its sequence of multiply-adds (one jump per row).
+ */
+EP_NOINLINE void ep_rows_bm_tiny(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
+{
+    const unsigned cols = k->cols;
+    const int8_t *w = k->w;
+    const int32_t x0 = x[0], x1 = cols > 1u ? x[1] : 0, x2 = cols > 2u ? x[2] : 0;
+    const int32_t x3 = cols > 3u ? x[3] : 0, x4 = cols > 4u ? x[4] : 0;
+    int32_t *const yend = y + n;
+    uint32_t acc = k->bits, avail = k->base; /* as in ep_rows_bm_short */
+    const uint32_t rmask = ((uint32_t)1 << cols) - 1u;
+    const uint8_t *q = k->idx;
+    while (y != yend) {
+        int32_t sum = 0;
+        uint32_t rb;
+        if (avail < cols) { /* cols <= 5 < 8: one byte is always enough */
+            acc |= (uint32_t)*q++ << avail;
+            avail += 8u;
+        }
+        rb = acc & rmask;
+        acc >>= cols;
+        avail -= cols;
+#define EP_T(c) sum += (int32_t)*w++ * x##c
+        switch (rb) {
+        case 1: EP_T(0); break;
+        case 2: EP_T(1); break;
+        case 3: EP_T(0); EP_T(1); break;
+        case 4: EP_T(2); break;
+        case 5: EP_T(0); EP_T(2); break;
+        case 6: EP_T(1); EP_T(2); break;
+        case 7: EP_T(0); EP_T(1); EP_T(2); break;
+        case 8: EP_T(3); break;
+        case 9: EP_T(0); EP_T(3); break;
+        case 10: EP_T(1); EP_T(3); break;
+        case 11: EP_T(0); EP_T(1); EP_T(3); break;
+        case 12: EP_T(2); EP_T(3); break;
+        case 13: EP_T(0); EP_T(2); EP_T(3); break;
+        case 14: EP_T(1); EP_T(2); EP_T(3); break;
+        case 15: EP_T(0); EP_T(1); EP_T(2); EP_T(3); break;
+        case 16: EP_T(4); break;
+        case 17: EP_T(0); EP_T(4); break;
+        case 18: EP_T(1); EP_T(4); break;
+        case 19: EP_T(0); EP_T(1); EP_T(4); break;
+        case 20: EP_T(2); EP_T(4); break;
+        case 21: EP_T(0); EP_T(2); EP_T(4); break;
+        case 22: EP_T(1); EP_T(2); EP_T(4); break;
+        case 23: EP_T(0); EP_T(1); EP_T(2); EP_T(4); break;
+        case 24: EP_T(3); EP_T(4); break;
+        case 25: EP_T(0); EP_T(3); EP_T(4); break;
+        case 26: EP_T(1); EP_T(3); EP_T(4); break;
+        case 27: EP_T(0); EP_T(1); EP_T(3); EP_T(4); break;
+        case 28: EP_T(2); EP_T(3); EP_T(4); break;
+        case 29: EP_T(0); EP_T(2); EP_T(3); EP_T(4); break;
+        case 30: EP_T(1); EP_T(2); EP_T(3); EP_T(4); break;
+        case 31: EP_T(0); EP_T(1); EP_T(2); EP_T(3); EP_T(4); break;
+        default: break;
+        }
+#undef EP_T
+        *y++ = sum;
     }
     k->bits = acc;
     k->base = avail;
@@ -428,11 +548,17 @@ static void ep_rows(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
     case EP_FMT_CSR16:
         ep_rows_csr16(k, n, x, y);
         break;
+    case EP_FMT_CSR8N:
+        ep_rows_csr8n(k, n, x, y);
+        break;
     case EP_FMT_BITMASK:
         ep_rows_bitmask(k, n, x, y);
         break;
     case EP_BM_SHORT:
         ep_rows_bm_short(k, n, x, y);
+        break;
+    case EP_BM_TINY:
+        ep_rows_bm_tiny(k, n, x, y);
         break;
     case EP_FMT_RLE4:
         ep_rows_rle4(k, n, x, y);
@@ -450,43 +576,59 @@ void ep_spmv(const ep_matrix_t *m, const int16_t *x, int32_t *y)
     ep_rows(&k, m->rows, x, y);
 }
 
+/*
+ * The built-in table (EP_LUT_BUILTIN): sigmoid(j / 2 - 8) in Q15 for j = 0 .. 32, i.e.
+ * the standard lut_shift 1 table (export.cmodel.sigmoid_lut(1)) as entries 16 .. 32,
+ * mirrored (32768 - y) below. Models with that table use it instead of a copy.
+ */
+static const uint16_t ep_sig_table[33] = {
+    11, 18, 30, 49, 81, 133, 219, 360, 589, 961, 1554,
+    2486, 3906, 5978, 8813, 12371, 16384, 20397, 23955, 26790, 28862, 30282,
+    31214, 31807, 32179, 32408, 32549, 32635, 32687, 32719, 32738, 32750, 32757
+};
+
 /* Per-step constants of the nonlinearities. */
 typedef struct {
     const uint16_t *lut;
     int32_t lim;  /* 8 in Q(pre_frac) */
     int32_t one;  /* 1 in Q(pre_frac) */
-    int32_t mask; /* 2^sb - 1 */
     int32_t half; /* 2^(sb-1) */
-    int32_t top;  /* lut[8 << lut_shift] */
+    int32_t last; /* index of the last table segment: 8 * 2^lut_shift - 1 */
     unsigned sb;  /* pre_frac - lut_shift */
     unsigned pre_frac;
 } ep_nl_t;
 
 static void ep_nl_init(ep_nl_t *c, const ep_fastgrnn_t *p)
 {
-    c->lut = p->u16 + p->lut_off;
+    c->lut = p->lut_off == EP_LUT_BUILTIN ? ep_sig_table + 16
+                                          : EP_POOL(p, uint16_t, EP_POOL_U16) + p->lut_off;
     c->pre_frac = p->pre_frac;
     c->sb = (unsigned)(p->pre_frac - p->lut_shift);
     c->lim = (int32_t)8 << p->pre_frac;
     c->one = (int32_t)1 << p->pre_frac;
-    c->mask = ((int32_t)1 << c->sb) - 1;
     c->half = (int32_t)1 << (c->sb - 1u);
-    c->top = c->lut[8u << p->lut_shift];
+    c->last = ((int32_t)8 << p->lut_shift) - 1;
 }
 
-/* sigmoid in Q15 of a Q(pre_frac) value (|pre| < 2^31), from the table over [0, 8]. */
-EP_INLINE int32_t ep_sigmoid_q15(int32_t pre, const ep_nl_t *c)
+/*
+ * sigmoid in Q15 of a Q(pre_frac) value x (|x| < 2^31): the table over [-8, 8] (the
+ * stored half over [0, 8], mirrored) linearly interpolated at clamp(x, -8, 8 - 2^-pre_frac)
+ * with rounding half up. From the stored half: a = |x|, P = lut[i] (S - f) + lut[i+1] f
+ * (S = 2^sb, a = i S + f, 0 <= f <= S); x >= 0: (P + S/2) >> sb; x < 0: 32768 -
+ * ((P + S/2 - 1) >> sb), which is the mirrored table's value exactly.
+ */
+EP_INLINE int32_t ep_sigmoid_q15(int32_t x, const ep_nl_t *c)
 {
-    int32_t a = pre < 0 ? -pre : pre;
-    int32_t y;
-    if (a >= c->lim) {
-        y = c->top;
-    } else {
-        int32_t i = a >> c->sb;
-        int32_t y0 = c->lut[i];
-        y = y0 + ((((int32_t)c->lut[i + 1] - y0) * (a & c->mask) + c->half) >> c->sb);
-    }
-    return pre < 0 ? 32768 - y : y;
+    const int32_t neg = x < 0;
+    const int32_t top = c->lim - 1 + neg;
+    int32_t a = neg ? -x : x;
+    int32_t i, f, pp;
+    a = a < top ? a : top;
+    i = a >> c->sb;
+    i = i < c->last ? i : c->last;
+    f = a - (i << c->sb);
+    pp = (int32_t)c->lut[i] * (((int32_t)1 << c->sb) - f) + (int32_t)c->lut[i + 1] * f;
+    return neg ? 32768 - ((pp + c->half - 1) >> c->sb) : (pp + c->half) >> c->sb;
 }
 
 EP_INLINE int32_t ep_nl(int kind, int32_t pre, const ep_nl_t *c)
@@ -494,7 +636,7 @@ EP_INLINE int32_t ep_nl(int kind, int32_t pre, const ep_nl_t *c)
     const int32_t one = c->one;
     switch (kind) {
     case EP_NL_SIGMOID:
-        return ep_sigmoid_q15(ep_clamp32(pre, -c->lim, c->lim), c);
+        return ep_sigmoid_q15(pre, c);
     case EP_NL_TANH:
         return 2 * ep_sigmoid_q15(2 * ep_clamp32(pre, -4 * one, 4 * one), c) - 32768;
     case EP_NL_QUANT_SIGM: {
@@ -520,9 +662,10 @@ static void ep_cursor(ep_cursor_t *k, const ep_fastgrnn_t *p, const ep_sparse_t 
                       unsigned rows, unsigned cols)
 {
     ep_matrix_t m;
-    m.values = p->i8 + s->values;
-    m.index = s->format == EP_FMT_CSR16 ? (const void *)(p->u16 + s->index)
-                                        : (const void *)(p->u8 + s->index);
+    m.values = EP_POOL(p, int8_t, EP_POOL_I8) + s->values;
+    m.index = s->format == EP_FMT_CSR16
+                  ? (const void *)(EP_POOL(p, uint16_t, EP_POOL_U16) + s->index)
+                  : (const void *)(EP_POOL(p, uint8_t, EP_POOL_U8) + s->index);
     m.rows = (uint16_t)rows;
     m.cols = (uint16_t)cols;
     m.nnz = s->nnz;
@@ -541,32 +684,18 @@ typedef struct {
     unsigned hshift; /* 30 - h_frac - 1 (c is even: the product is halved first) */
     unsigned bg_shift, bu_shift;
     int fast; /* both requantised paths are below 2^30: their sum fits int32 */
+    int32_t mw, mu, rw, ru; /* fast path: requant multipliers, rounding 2^(shift-33) */
+    unsigned sw, su;        /* fast path: shift - 32 */
+    int32_t bgm, bum;       /* fast path: 2^bias shifts */
 } ep_upd_t;
 
-/*
- * sigmoid (gk == EP_NL_SIGMOID) or tanh/2 of a Q(pre_frac) value |pre| < 2^31, from the
- * table over [0, 8]: the same values as ep_nl(), tanh halved (it is always even).
- * Clamping the argument first is folded into the a >= lim test.
- */
+/* sigmoid (tanh == 0) or tanh/2 (tanh/2 = sigmoid(2x) - 1/2, always an integer) in Q15. */
 EP_INLINE int32_t ep_sig_or_half_tanh(int32_t pre, const ep_nl_t *c, int tanh)
 {
-    int32_t a = pre < 0 ? -pre : pre;
-    int32_t y;
     if (tanh) {
-        a = a >= 4 * c->one ? c->lim : 2 * a;
+        return ep_sigmoid_q15(2 * ep_clamp32(pre, -4 * c->one, 4 * c->one), c) - 16384;
     }
-    if (a >= c->lim) {
-        y = c->top;
-    } else {
-        int32_t i = a >> c->sb;
-        int32_t y0 = c->lut[i];
-        y = y0 + ((((int32_t)c->lut[i + 1] - y0) * (a & c->mask) + c->half) >> c->sb);
-    }
-    if (tanh) {
-        y -= 16384;
-        return pre < 0 ? -y : y;
-    }
-    return pre < 0 ? 32768 - y : y;
+    return ep_sigmoid_q15(pre, c);
 }
 
 /*
@@ -586,10 +715,11 @@ EP_INLINE void ep_update(const ep_upd_t *u, const int32_t *tw, const int32_t *tu
     for (i = 0; i < n; i++) {
         int32_t pre, z, c2, coef, t1, t2;
         if (u->fast) {
-            pre = ep_clamp32(tw[i] + tu[i], -EP_PRE_LIMIT, EP_PRE_LIMIT);
+            pre = ep_clamp32(tw[i] + tu[i], -EP_PRE_LIMIT, EP_PRE_LIMIT - 1);
         } else {
             int64_t s = (int64_t)tw[i] + tu[i];
-            pre = (int32_t)(s > EP_PRE_LIMIT ? EP_PRE_LIMIT : (s < -EP_PRE_LIMIT ? -EP_PRE_LIMIT : s));
+            pre = (int32_t)(s > EP_PRE_LIMIT - 1 ? EP_PRE_LIMIT - 1
+                                                 : (s < -EP_PRE_LIMIT ? -EP_PRE_LIMIT : s));
         }
         if (gk == EP_NL_SIGMOID) {
             z = ep_sig_or_half_tanh(pre + (int32_t)bg[i] * ((int32_t)1 << u->bg_shift), &u->nl, 0);
@@ -604,7 +734,7 @@ EP_INLINE void ep_update(const ep_upd_t *u, const int32_t *tw, const int32_t *tu
         coef = ((u->zeta * (32768 - z) + 16384) >> 15) + u->nu;
         t1 = (z * h[i] + 16384) >> 15;
         t2 = (coef * c2 + u->hround) >> u->hshift;
-        h[i] = (int16_t)ep_clamp32(t1 + t2, -u->h_max, u->h_max);
+        h[i] = (int16_t)ep_clamp32(t1 + t2, -u->h_max - 1, u->h_max);
     }
 }
 
@@ -621,6 +751,126 @@ EP_INLINE void ep_rq_rows(int32_t *t, unsigned n, int32_t mult, int shift)
     } else {
         for (i = 0; i < n; i++) {
             t[i] = ep_rq_i(t[i], mult, shift);
+        }
+    }
+}
+
+/*
+ * The state update's fast path, for the default fixed point (pre_frac 12, the built-in
+ * table, sigmoid gate, tanh update, h_max 32767, W and U requantisers with shift >= 33):
+ * the requantisation of both paths is fused in, every shift, mask and clamp is a
+ * constant, and the signed table (ep_sig_table, over [-8, 8]) needs no |x| and no sign
+ * fix. The same values as ep_rq_rows + ep_update (tested bit-exact).
+ */
+#define EP_FAST_PRE_FRAC 12u
+#define EP_FAST_OFFSET 32768 /* 8 in Q12: table index 0 */
+
+/* ep_sig_table interpolated at 0 <= a < 2^16 (Q12 over [-8, 8), 2 entries per unit). */
+EP_INLINE int32_t ep_lut_fast(uint32_t a)
+{
+    const uint32_t i = a >> 11, f = a & 2047u;
+#if EP_USE_DSP
+    /* y0 (2048 - f) + y1 f in one SMLAD; entries are < 2^15 */
+    uint32_t pair;
+    memcpy(&pair, ep_sig_table + i, 4);
+    return __smlad((int32_t)pair, (int32_t)(f * 65535u + 2048u), 1024) >> 11;
+#else
+    return ((int32_t)ep_sig_table[i] * (int32_t)(2048u - f) +
+            (int32_t)ep_sig_table[i + 1] * (int32_t)f + 1024) >> 11;
+#endif
+}
+
+EP_INLINE int32_t ep_sat_pre(int32_t v) /* clamp to [-2^24, 2^24 - 1] */
+{
+#if EP_USE_DSP
+    return __ssat(v, 25);
+#else
+    return ep_clamp32(v, -EP_PRE_LIMIT, EP_PRE_LIMIT - 1);
+#endif
+}
+
+EP_INLINE int16_t ep_sat16_fast(int32_t v)
+{
+#if EP_USE_DSP
+    return (int16_t)__ssat(v, 16);
+#else
+    return ep_sat16_i(v);
+#endif
+}
+
+#if EP_USE_DSP
+#define EP_USAT16(v) ((uint32_t)__usat((v), 16))
+#define EP_SSAT18(v) __ssat((v), 18)
+#else
+#define EP_USAT16(v) ((uint32_t)ep_clamp32((v), 0, 65535))
+#define EP_SSAT18(v) ep_clamp32((v), -131072, 131071)
+#endif
+
+/*
+ * Three passes over a block of n >= 1 rows, each its own function (few live constants, so
+ * no spills); t holds tw[EP_ROW_BLOCK] then tu[EP_ROW_BLOCK] (the step's work area).
+ * 1: pre + 8 = clamp(rq(tw) + rq(tu)) + 8 (Q12) -> tw.
+ */
+EP_NOINLINE void ep_fast_pre(int32_t *t, int32_t *const tend, int32_t mw, int32_t mu,
+                             const ep_upd_t *u)
+{
+    const int32_t rw = u->rw, ru = u->ru;
+    const unsigned sw = u->sw, su = u->su;
+    do {
+        *t = ep_sat_pre((((int32_t)(((int64_t)t[0] * mw) >> 32) + rw) >> sw) +
+                        (((int32_t)(((int64_t)t[EP_ROW_BLOCK] * mu) >> 32) + ru) >> su)) +
+             EP_FAST_OFFSET;
+    } while (++t != tend);
+}
+
+/*
+ * 2: z = sigmoid(g) -> tw, c / 2 = sigmoid(2 v) - 1/2 -> tu (g, v = pre + biases); the
+ * table index of x is clamp(x + 8, 0, 16 - 2^-12). For 2 v: 2 v + 8 = 2 (v + 8) - 8, with
+ * v + 8 first clamped to +-32 (no overflow; beyond it the index clamps anyway).
+ */
+EP_NOINLINE void ep_fast_gates(int32_t *t, int32_t *const tend, const int8_t *bg,
+                               const int8_t *bu, const ep_upd_t *u)
+{
+    const int32_t bgm = u->bgm, bum = u->bum;
+    do {
+        const int32_t pre = *t;
+        const int32_t g = pre + *bg++ * bgm;
+        const int32_t v = EP_SSAT18(pre + *bu++ * bum);
+        t[0] = ep_lut_fast(EP_USAT16(g));
+        t[EP_ROW_BLOCK] = ep_lut_fast(EP_USAT16(2 * v - EP_FAST_OFFSET)) - 16384;
+    } while (++t != tend);
+}
+
+/* 3: h = z h + (sigmoid(zeta) (1 - z) + sigmoid(nu)) c. */
+EP_NOINLINE void ep_fast_state(const int32_t *t, const int32_t *const tend, int16_t *h,
+                               const ep_upd_t *u)
+{
+    const int32_t zeta = u->zeta, kz = u->zeta * 32768 + 16384, nu = u->nu;
+    const int32_t hround = u->hround;
+    const unsigned hshift = u->hshift;
+    do {
+        const int32_t z = t[0];
+        const int32_t coef = ((kz - zeta * z) >> 15) + nu;
+        *h = ep_sat16_fast(((z * *h + 16384) >> 15) +
+                           ((coef * t[EP_ROW_BLOCK] + hround) >> hshift));
+        h++;
+    } while (++t != tend);
+}
+
+/* out[i] = sat16(ep_requant(t[i], mult, shift)) for i < n, the shift test hoisted. */
+EP_NOINLINE void ep_rq_sat16_rows(const int32_t *t, int16_t *out, unsigned n, int32_t mult,
+                                  int shift)
+{
+    unsigned i;
+    if (shift >= 33) {
+        const int32_t rnd = (int32_t)1 << (shift - 33);
+        const unsigned sh = (unsigned)shift - 32u;
+        for (i = 0; i < n; i++) {
+            out[i] = ep_sat16_fast(((int32_t)(((int64_t)t[i] * mult) >> 32) + rnd) >> sh);
+        }
+    } else {
+        for (i = 0; i < n; i++) {
+            out[i] = ep_sat16_i(ep_rq_i(t[i], mult, shift));
         }
     }
 }
@@ -643,8 +893,8 @@ EP_UPDATE_FN(ep_update_qsig_qtanh, EP_NL_QUANT_SIGM, EP_NL_QUANT_TANH)
 void ep_fastgrnn_step(const ep_fastgrnn_t *p, const int16_t *raw, int16_t *h, void *work)
 {
     const unsigned H = p->hidden, d = p->input_dim, rw = p->w_rank, ru = p->u_rank;
-    const int16_t *in_mult = p->i16 + p->in_mult_off;
-    const int16_t *in_mean = p->i16 + p->in_mean_off;
+    const int16_t *in_mult = EP_POOL(p, int16_t, EP_POOL_I16) + p->in_mult_off;
+    const int16_t *in_mean = EP_POOL(p, int16_t, EP_POOL_I16) + p->in_mean_off;
     const int32_t in_round = (int32_t)1 << (p->in_shift - 1);
     const unsigned in_shift = p->in_shift;
     int32_t *tw = (int32_t *)work;
@@ -673,9 +923,7 @@ void ep_fastgrnn_step(const ep_fastgrnn_t *p, const int16_t *raw, int16_t *h, vo
         for (r0 = 0; r0 < rw; r0 += n) {
             n = rw - r0 < EP_ROW_BLOCK ? rw - r0 : EP_ROW_BLOCK;
             ep_rows(&kw, n, x, tw);
-            for (i = 0; i < n; i++) {
-                a[r0 + i] = ep_sat16_i(ep_rq_i(tw[i], mult, shift));
-            }
+            ep_rq_sat16_rows(tw, a + r0, n, mult, shift);
         }
         ep_cursor(&kw, p, &p->w2, H, rw);
     } else {
@@ -688,9 +936,7 @@ void ep_fastgrnn_step(const ep_fastgrnn_t *p, const int16_t *raw, int16_t *h, vo
         for (r0 = 0; r0 < ru; r0 += n) {
             n = ru - r0 < EP_ROW_BLOCK ? ru - r0 : EP_ROW_BLOCK;
             ep_rows(&ku, n, h, tu);
-            for (i = 0; i < n; i++) {
-                v[r0 + i] = ep_sat16_i(ep_rq_i(tu[i], mult, shift));
-            }
+            ep_rq_sat16_rows(tu, v + r0, n, mult, shift);
         }
         ep_cursor(&ku, p, &p->u2, H, ru);
     } else {
@@ -701,8 +947,8 @@ void ep_fastgrnn_step(const ep_fastgrnn_t *p, const int16_t *raw, int16_t *h, vo
     }
     /* pre-activation, gates and state update, a block of rows at a time */
     ep_nl_init(&u.nl, p);
-    u.bias_gate = p->i8 + p->bias_gate_off;
-    u.bias_update = p->i8 + p->bias_update_off;
+    u.bias_gate = EP_POOL(p, int8_t, EP_POOL_I8) + p->bias_gate_off;
+    u.bias_update = EP_POOL(p, int8_t, EP_POOL_I8) + p->bias_update_off;
     u.fast = p->rq_shift[EP_RQ_W] >= 33 && p->rq_shift[EP_RQ_U] >= 33;
     u.hround = (int32_t)1 << (28 - p->h_frac);
     u.hshift = 29u - p->h_frac;
@@ -711,6 +957,26 @@ void ep_fastgrnn_step(const ep_fastgrnn_t *p, const int16_t *raw, int16_t *h, vo
     u.h_max = p->h_max;
     u.bg_shift = p->bias_gate_shift;
     u.bu_shift = p->bias_update_shift;
+    if (u.fast && upd == ep_update_sig_tanh && p->pre_frac == EP_FAST_PRE_FRAC &&
+        p->lut_off == EP_LUT_BUILTIN && p->h_max == INT16_MAX) {
+        u.mw = p->rq_mult[EP_RQ_W];
+        u.mu = p->rq_mult[EP_RQ_U];
+        u.rw = (int32_t)1 << (p->rq_shift[EP_RQ_W] - 33u);
+        u.ru = (int32_t)1 << (p->rq_shift[EP_RQ_U] - 33u);
+        u.sw = p->rq_shift[EP_RQ_W] - 32u;
+        u.su = p->rq_shift[EP_RQ_U] - 32u;
+        u.bgm = (int32_t)1 << u.bg_shift;
+        u.bum = (int32_t)1 << u.bu_shift;
+        for (r0 = 0; r0 < H; r0 += n) {
+            n = H - r0 < EP_ROW_BLOCK ? H - r0 : EP_ROW_BLOCK;
+            ep_rows(&kw, n, xin, tw);
+            ep_rows(&ku, n, v, tu);
+            ep_fast_pre(tw, tw + n, u.mw, u.mu, &u);
+            ep_fast_gates(tw, tw + n, u.bias_gate + r0, u.bias_update + r0, &u);
+            ep_fast_state(tw, tw + n, h + r0, &u);
+        }
+        return;
+    }
     for (r0 = 0; r0 < H; r0 += n) {
         n = H - r0 < EP_ROW_BLOCK ? H - r0 : EP_ROW_BLOCK;
         ep_rows(&kw, n, xin, tw);
@@ -724,7 +990,7 @@ void ep_fastgrnn_step(const ep_fastgrnn_t *p, const int16_t *raw, int16_t *h, vo
 /* The classifier: scores = dense h + bias (its own frame, not nested with the steps'). */
 EP_NOINLINE int ep_fastgrnn_classify(const ep_fastgrnn_t *p, const int16_t *h, int32_t *scores)
 {
-    const int32_t *dense_bias = p->i32 + p->dense_bias_off;
+    const int32_t *dense_bias = EP_POOL(p, int32_t, EP_POOL_I32) + p->dense_bias_off;
     ep_cursor_t k;
     unsigned i;
     int best = 0;

@@ -9,9 +9,10 @@
  *   vectors        int16 (normalised input x, low-rank intermediates a and v, state h)
  *   accumulators   int32; the generator checks that no row can overflow
  *                  (sum |w| * 32768 < 2^31 for every row)
- *   pre-activation int32 Q(pre_frac), clamped to +-2^24 after the two paths are added
+ *   pre-activation int32 Q(pre_frac), clamped to [-2^24, 2^24 - 1] after the two paths
+ *                  are added
  *   gate z, cand c Q15 in int32: z in [0, 32768], c in [-32768, 32768]
- *   state h        int16 Q(h_frac), saturated to [-h_max, h_max]
+ *   state h        int16 Q(h_frac), saturated to [-h_max - 1, h_max]
  *
  * Saturation: every narrowing (requantised int32, int16 vectors, state, scores) clamps
  * to the target range instead of wrapping. Rounding is "half up" (add half, then an
@@ -27,6 +28,8 @@
  *   EP_FMT_DENSE    values[rows*cols] row-major, index unused
  *   EP_FMT_CSR8     index = uint8  {count[rows], col[nnz]}   (cols <= 256, counts <= 255)
  *   EP_FMT_CSR16    index = uint16 {count[rows], col[nnz]}
+ *   EP_FMT_CSR8N    index = uint8  {count nibbles[ceil(rows/2)] (low nibble first), col[nnz]}
+ *                   (cols <= 256, counts <= 15)
  *   EP_FMT_BITMASK  index = uint8 mask[ceil(rows*cols/8)], bit k (LSB first) = element k
  *                   of the row-major matrix is nonzero; values in row-major order
  *   EP_FMT_RLE4     index = 4-bit codes, two per byte (low nibble first), over the
@@ -50,17 +53,25 @@ enum {
     EP_FMT_CSR16 = 2,
     EP_FMT_BITMASK = 3,
     EP_FMT_RLE4 = 4,
+    EP_FMT_CSR8N = 5,
     EP_FMT_NONE = 255 /* matrix absent (the second factor of a full-rank path) */
 };
 
 enum {
-    EP_NL_SIGMOID = 0,    /* table + linear interpolation, table over [0, 8] */
-    EP_NL_TANH = 1,       /* tanh(x) = 2 sigmoid(2x) - 1, same table */
+    EP_NL_SIGMOID = 0,    /* table over [0, 8] linearly interpolated at min(|x|, 8 - 2^-pre_frac),
+                             1 - that for x < 0 */
+    EP_NL_TANH = 1,       /* 2 sigmoid(2 clamp(x, +-(4 - 2^-pre_frac))) - 1, same table */
     EP_NL_QUANT_SIGM = 2, /* clip((x + 1) / 2, 0, 1), exact */
     EP_NL_QUANT_TANH = 3  /* clip(x, -1, 1), exact */
 };
 
-/** Clamp limit of the pre-activation (Q(pre_frac) int32) after adding both paths. */
+/**
+ * lut_off of a model whose table is the standard lut_shift 1 one (export.cmodel.sigmoid_lut(1)):
+ * the kernels' built-in copy is used (and the default fixed point gets a fast path).
+ */
+#define EP_LUT_BUILTIN 0xFFFFu
+
+/** Clamp limit of the pre-activation (Q(pre_frac) int32, to [-limit, limit - 1]). */
 #define EP_PRE_LIMIT ((int32_t)1 << 24)
 
 /** Runtime view of an int8 matrix in one of the EP_FMT_* formats (see the top of this file). */
@@ -88,22 +99,25 @@ typedef struct {
 
 enum { EP_RQ_A = 0, EP_RQ_W = 1, EP_RQ_V = 2, EP_RQ_U = 3 };
 
+enum { EP_POOL_I8 = 0, EP_POOL_U8 = 1, EP_POOL_I16 = 2, EP_POOL_U16 = 3, EP_POOL_I32 = 4 };
+
 /**
- * FastGRNN parameters (constant data, emitted by the generator). All arrays live in four
- * pools; the uint16_t fields named *_off are offsets into them.
+ * FastGRNN parameters (constant data, emitted by the generator). All arrays live in five
+ * typed pools that follow this struct in the same object: pool[EP_POOL_*] is the byte
+ * offset of each from the start of the struct (each suitably aligned); the uint16_t
+ * fields named *_off are element offsets into them. The pools hold:
+ *   i8   matrix values, bias_gate, bias_update      u8   8-bit matrix indices
+ *   i16  in_mult, in_mean                           u16  16-bit matrix indices, sigmoid table
+ *   i32  dense_bias
  */
 typedef struct {
-    const int8_t *i8;           /* matrix values, bias_gate, bias_update */
-    const uint8_t *u8;          /* 8-bit matrix indices */
-    const int16_t *i16;         /* in_mult, in_mean */
-    const uint16_t *u16;        /* 16-bit matrix indices, sigmoid table */
-    const int32_t *i32;         /* dense_bias */
     ep_sparse_t w1;             /* W1^T (w_rank x d), or W^T (H x d) when w_rank == 0 */
     ep_sparse_t w2;             /* W2^T (H x w_rank), EP_FMT_NONE when w_rank == 0 */
     ep_sparse_t u1;             /* U1^T (u_rank x H), or U^T (H x H) when u_rank == 0 */
     ep_sparse_t u2;             /* U2^T (H x u_rank), EP_FMT_NONE when u_rank == 0 */
     ep_sparse_t dense;          /* classifier kernel^T (classes x H) */
     int32_t rq_mult[4];         /* EP_RQ_* requantisers: round(acc * mult / 2^shift), mult >= 0 */
+    uint16_t pool[5];           /* EP_POOL_* byte offsets from the start of this struct */
     uint16_t zeta_q15;          /* sigmoid(zeta) in Q15 */
     uint16_t nu_q15;            /* sigmoid(nu) in Q15 */
     uint16_t in_mult_off;       /* i16[d] (0 .. 16383): x = sat16(((raw - in_mean) * in_mult */
@@ -111,7 +125,8 @@ typedef struct {
     uint16_t bias_gate_off;     /* i8[H], added to pre as bias * 2^bias_gate_shift */
     uint16_t bias_update_off;   /* i8[H] */
     uint16_t dense_bias_off;    /* i32[classes], in score units */
-    uint16_t lut_off;           /* u16[8 * 2^lut_shift + 1]: sigmoid(i / 2^lut_shift) in Q15 */
+    uint16_t lut_off;           /* u16[8 * 2^lut_shift + 1]: sigmoid(i / 2^lut_shift) in Q15
+                                   (each <= 32767), or EP_LUT_BUILTIN */
     uint16_t input_dim;
     uint16_t hidden;
     uint16_t w_rank;            /* 0 = full rank */

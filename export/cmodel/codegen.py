@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from export.cmodel.cnn import IntCNN, cnn_scratch_layout
-from export.cmodel.quant import GATE_NL, MATRICES, UPDATE_NL, IntFastGRNN
+from export.cmodel.quant import GATE_NL, MATRICES, UPDATE_NL, IntFastGRNN, sigmoid_lut
 from export.cmodel.sparse import FORMAT_TAGS, SparseMatrix, format_sizes
 
 C_DIR = pathlib.Path(__file__).resolve().parent.parent / "c"
@@ -180,6 +180,8 @@ def check_ranges(m: IntFastGRNN) -> None:
         if not lo <= int(value) <= hi:
             raise ValueError(f"model constant {what} = {value} is outside {lo}..{hi} "
                              "(see export/c/ep_kernels.h)")
+    if len(m.lut) and int(np.max(m.lut)) > 32767:
+        raise ValueError("sigmoid table entries must be <= 32767 (Q15 below 1)")
     if len(m.lut) != 8 * 2**m.lut_shift + 1:
         raise ValueError(f"sigmoid table has {len(m.lut)} entries, expected "
                          f"{8 * 2**m.lut_shift + 1} for lut_shift {m.lut_shift}")
@@ -239,7 +241,9 @@ def render(model: IntFastGRNN, name: str,
         f" *   weight sparsity (float params): {m.meta.get('sparsity', 0.0):.4f}; "
         f"int8 nonzeros: {m.meta.get('nnz_int8', '?')}",
         f" *   matrix bytes (values + index): {paper}; state: int16 Q{m.h_frac} "
-        f"(|h| <= {m.h_max}); sigmoid table {len(m.lut)} entries",
+        f"(-{m.h_max + 1} <= h <= {m.h_max}); sigmoid table {len(m.lut)} entries"
+        + (" (the kernels' built-in one)" if m.lut_shift == 1
+           and np.array_equal(m.lut, sigmoid_lut(1)) else ""),
         *prov_lines,
         " * Storage format per matrix (rows = outputs), bytes of every format:",
         *fmt_lines,
@@ -267,13 +271,16 @@ def render(model: IntFastGRNN, name: str,
     bu = i8.add("bias_update", m.bias_update)
     im = i16.add("in_mult", m.in_mult)
     imean = i16.add("in_mean", m.in_mean)
-    lut = u16.add("sigmoid table", m.lut)
+    builtin = m.lut_shift == 1 and np.array_equal(m.lut, sigmoid_lut(1))
+    lut = "EP_LUT_BUILTIN" if builtin else u16.add("sigmoid table", m.lut)
     db = i32.add("dense_bias", m.dense_bias)
     rqs = (m.rq_a, m.rq_w, m.rq_v, m.rq_u)
+    pool_offsets = ", ".join(f"offsetof({p}_data_t, {k})" for k in ("i8", "u8", "i16", "u16",
+                                                                     "i32"))
     fields = [
-        f"{p}.i8", f"{p}.u8", f"{p}.i16", f"{p}.u16", f"{p}.i32",
         desc["w1"], desc["w2"], desc["u1"], desc["u2"], desc["dense"],
         "{ " + ", ".join(str(r.mult) for r in rqs) + " }",
+        "{ " + pool_offsets + " }",
         str(m.zeta_q15), str(m.nu_q15), str(im), str(imean), str(bg), str(bu), str(db), str(lut),
         str(m.input_dim), str(m.hidden), str(m.w_rank), str(m.u_rank), str(m.classes),
         str(m.h_max),
@@ -282,17 +289,22 @@ def render(model: IntFastGRNN, name: str,
         str(m.pre_frac), str(m.h_frac), str(m.lut_shift),
         _NL_TAGS[GATE_NL[m.gate_nl]], _NL_TAGS[UPDATE_NL[m.update_nl]],
     ]
+    if sum(q.size * q.dtype.itemsize for q in (i8, u8, i16, u16, i32)) + 256 > 65535:
+        raise ValueError("model too large: its pools must fit 64 KB (uint16 byte offsets)")
     pools = [pool.c_field() for pool in (i32, i16, u16, i8, u8)]
     members = "\n".join(f"    {decl}" for decl, _ in pools)
     params = ",\n".join("        " + f for f in fields)
     inits = ",\n".join(f"    {init}" for _, init in pools)
     source = f"""{comment}
 
+#include <stddef.h>
+
 #include "{name}_model.h"
 
 /*
- * All constant data of the model lives in one object (params + five typed pools), so
- * the compiler adds no padding between arrays beyond natural alignment.
+ * All constant data of the model lives in one object (params + five typed pools, found
+ * by their byte offsets in params.pool), so the compiler adds no padding between arrays
+ * beyond natural alignment.
  */
 typedef struct {{
     ep_fastgrnn_t params;

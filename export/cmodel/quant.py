@@ -11,7 +11,8 @@ Everything else follows ``export/c/ep_kernels.h``: int8 weights with one symmetr
 per matrix, int32 accumulation, Q31 multiplier + shift requantisers, int16 low-rank
 intermediates, pre-activations in Q``pre_frac``, gate/candidate in Q15 from a sigmoid table
 with linear interpolation (or exact quantSigm/quantTanh), sigma(zeta)/sigma(nu) in Q15, and
-an int16 state in Q``h_frac`` saturated at ``h_max`` (``state_bits=8`` limits it to +-127).
+an int16 state in Q``h_frac`` saturated to ``[-h_max - 1, h_max]`` (``state_bits=8``:
+``[-128, 127]``).
 """
 
 from __future__ import annotations
@@ -22,16 +23,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from export.cmodel.sparse import SparseMatrix, encode
+from export.cmodel.sparse import SparseMatrix, encode, pick_formats_within
 
 MATRICES = ("w1", "w2", "u1", "u2", "dense")
 GATE_NL = {"sigmoid": 0, "quantSigm": 2}
 UPDATE_NL = {"tanh": 1, "quantTanh": 3}
 _LUT_XMAX = 8
 SPEED_SLACK = 0.2
-"""Default ``speed_slack`` of ``quantize_fastgrnn``: csr8 when within 20% of the smallest
-format (on the 90%-sparse HAR-2 model: U1 in csr8, +48..64 B, ~0.4 M fewer instructions
-per window on a Cortex-M4)."""
+"""Default ``speed_slack`` of ``quantize_fastgrnn``: csr8/csr8n when within 20% of the
+smallest format (on the 90%-sparse HAR-2 model: U1 and U2 in csr8n, +90 B over rle4,
+~0.5 M fewer instructions per window on a Cortex-M4)."""
 
 
 @dataclass(frozen=True)
@@ -283,6 +284,7 @@ def quantize_fastgrnn(
     formats: Mapping[str, str] | None = None,
     margin: float = 1.25,
     speed_slack: float = SPEED_SLACK,
+    matrix_budget: int | None = None,
 ) -> IntFastGRNN:
     """Quantise FastGRNN ``params`` into an ``IntFastGRNN``.
 
@@ -291,10 +293,16 @@ def quantize_fastgrnn(
     forward over them (at most 512 windows are used). ``in_scale``: per-channel float
     value of one raw int16 step (default: a power of two per channel with 2x headroom
     over the calibration range). ``state_bits`` 16 (Q``h_frac`` int16) or 8 (limited to
-    +-127). ``lut_shift``: the sigmoid table has ``8 * 2**lut_shift + 1`` uint16 entries.
+    [-128, 127]). ``lut_shift``: the sigmoid table has ``8 * 2**lut_shift + 1`` uint16
+    entries (the C kernels have a fast path for the defaults ``pre_frac=12, lut_shift=1``).
     ``formats``: force a storage format per matrix (``w1 w2 u1 u2 dense``); others are
-    picked by exact byte count, except that ``csr8`` (the fastest sparse kernel) is taken
-    when it costs at most ``1 + speed_slack`` times the smallest (0 = smallest always).
+    picked by exact byte count, except that ``csr8``/``csr8n`` (the fastest sparse
+    kernels) is taken when it costs at most ``1 + speed_slack`` times the smallest (0 =
+    smallest always).
+    ``matrix_budget`` (bytes): instead pick the formats of the matrices not in
+    ``formats`` together, the fastest combination (``sparse.estimate_instructions``, the
+    classifier weighted 1/128: it runs once per window) whose matrix bytes (values +
+    index, all five) fit the budget; the smallest formats when nothing fits.
     Raises ``ValueError`` with a one-line message.
     """
     p = check_params(params)
@@ -371,6 +379,10 @@ def quantize_fastgrnn(
         raise ValueError("dense_bias does not fit int32 score units")
 
     enc: dict[str, SparseMatrix | None] = {}
+    if matrix_budget is not None:
+        present = {k: v for k, v in mats.items() if v is not None}
+        formats = pick_formats_within(present, int(matrix_budget), {"dense": 1.0 / 128},
+                                      {k: f for k, f in formats.items() if k in present})
     for name in MATRICES:
         m = mats[name]
         enc[name] = None if m is None else encode(m, formats.get(name), speed_slack)

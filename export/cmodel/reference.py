@@ -34,18 +34,20 @@ def _sat16(v: np.ndarray) -> np.ndarray:
     return np.clip(v, -32768, 32767)
 
 
-def _sigmoid_q15(pre: np.ndarray, m: IntFastGRNN) -> np.ndarray:
+def _sigmoid_q15(x: np.ndarray, m: IntFastGRNN) -> np.ndarray:
+    """sigmoid of Q``pre_frac`` values in Q15: the table over [-8, 8] (the stored half over
+    [0, 8] mirrored as 32768 - y) interpolated at clamp(x, -8, 8 - 2^-pre_frac), rounding
+    half up; computed from the stored half as in ``ep_kernels.c``."""
     lim = 8 << m.pre_frac
     sb = m.pre_frac - m.lut_shift
-    a = np.clip(pre, -lim, lim)
-    neg = a < 0
-    a = np.abs(a)
+    s = 1 << sb
     lut = m.lut.astype(np.int64)
+    neg = x < 0
+    a = np.minimum(np.abs(x), np.where(neg, lim, lim - 1))
     i = np.minimum(a >> sb, len(lut) - 2)
-    f = a & ((1 << sb) - 1)
-    y = lut[i] + (((lut[i + 1] - lut[i]) * f + (1 << (sb - 1))) >> sb)
-    y = np.where(a >= lim, lut[-1], y)
-    return np.where(neg, 32768 - y, y)
+    f = a - (i << sb)
+    p = lut[i] * (s - f) + lut[i + 1] * f
+    return np.where(neg, 32768 - ((p + s // 2 - 1) >> sb), (p + s // 2) >> sb)
 
 
 def nonlinearity(kind: str, pre: np.ndarray, m: IntFastGRNN) -> np.ndarray:
@@ -98,7 +100,7 @@ def reference_step(m: IntFastGRNN, raw: np.ndarray, h: np.ndarray,
         acc = spmv(mt["u2"], v)
     else:
         acc = spmv(mt["u1"], h)
-    pre = np.clip(pre + requant(acc, m.rq_u), -PRE_LIMIT, PRE_LIMIT)
+    pre = np.clip(pre + requant(acc, m.rq_u), -PRE_LIMIT, PRE_LIMIT - 1)
     g = pre + m.bias_gate.astype(np.int64) * (1 << m.bias_gate_shift)
     u = pre + m.bias_update.astype(np.int64) * (1 << m.bias_update_shift)
     z = nonlinearity(m.gate_nl, g, m)
@@ -106,7 +108,7 @@ def reference_step(m: IntFastGRNN, raw: np.ndarray, h: np.ndarray,
     coef = ((m.zeta_q15 * (32768 - z) + 16384) >> 15) + m.nu_q15
     t1 = (z * h + 16384) >> 15
     t2 = (coef * c + (1 << (29 - m.h_frac))) >> (30 - m.h_frac)
-    return np.clip(t1 + t2, -m.h_max, m.h_max)
+    return np.clip(t1 + t2, -m.h_max - 1, m.h_max)
 
 
 def reference_predict(m, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -8,6 +8,9 @@ The formats (tags as in ``export/c/ep_kernels.h``):
 ``csr8``    uint8 index ``count[rows]`` then ``col[nnz]``; needs ``cols <= 256`` and every
             row count ``<= 255``.
 ``csr16``   uint16 index ``count[rows]`` then ``col[nnz]``.
+``csr8n``   csr8 with 4-bit row counts: uint8 index ``count`` nibbles (``ceil(rows/2)``
+            bytes, low nibble first) then ``col[nnz]``; needs ``cols <= 256`` and every row
+            count ``<= 15``.
 ``bitmask`` one bit per element of the row-major matrix (LSB first) + the nonzero values.
 ``rle4``    4-bit run-length codes over the row-major matrix, two per byte, low nibble
             first: code ``n < 15`` skips ``n`` zeros then takes a value, ``15`` skips 15
@@ -15,25 +18,29 @@ The formats (tags as in ``export/c/ep_kernels.h``):
 
 Byte counts are exact: the bytes of the values array plus the index array (what the
 generator emits). The picker takes the smallest; ties go to the earlier format in
-``FORMATS`` (the faster kernel). With ``speed_slack > 0`` it takes ``csr8`` (the fastest
-sparse kernel: about 7 instructions per nonzero on a Cortex-M4, against about 13 for
-``bitmask`` and 20 for ``rle4``) whenever it costs at most ``(1 + speed_slack)`` times the
-smallest.
+``FORMATS`` (the faster kernel). With ``speed_slack > 0`` it takes the smaller of ``csr8`` /
+``csr8n`` (the fastest sparse kernels: about 6 instructions per nonzero on a Cortex-M4,
+against about 9..13 for ``bitmask`` and 20 for ``rle4``) whenever it costs at most
+``(1 + speed_slack)`` times the smallest. ``COST_MODEL`` / ``estimate_instructions`` give
+the per-format instruction estimates that ``pick_formats_within`` trades against a byte
+budget (the fastest combination that fits).
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
 
-FORMATS: tuple[str, ...] = ("dense", "csr8", "csr16", "bitmask", "rle4")
+FORMATS: tuple[str, ...] = ("dense", "csr8", "csr16", "bitmask", "rle4", "csr8n")
 FORMAT_TAGS: dict[str, str] = {
     "dense": "EP_FMT_DENSE",
     "csr8": "EP_FMT_CSR8",
     "csr16": "EP_FMT_CSR16",
     "bitmask": "EP_FMT_BITMASK",
     "rle4": "EP_FMT_RLE4",
+    "csr8n": "EP_FMT_CSR8N",
 }
 _MAX_DIM = 65535
 
@@ -98,24 +105,93 @@ def format_sizes(m: np.ndarray) -> dict[str, int | None]:
     nnz = int(np.count_nonzero(m))
     counts = np.count_nonzero(m, axis=1)
     csr8_ok = cols <= 256 and (rows == 0 or int(counts.max(initial=0)) <= 255)
+    csr8n_ok = cols <= 256 and (rows == 0 or int(counts.max(initial=0)) <= 15)
     return {
         "dense": rows * cols,
         "csr8": nnz + rows + nnz if csr8_ok else None,
         "csr16": nnz + 2 * rows + 2 * nnz,
         "bitmask": nnz + (rows * cols + 7) // 8,
         "rle4": nnz + (len(_rle4_codes(m)) + 1) // 2,
+        "csr8n": nnz + (rows + 1) // 2 + nnz if csr8n_ok else None,
     }
 
 
 def pick_format(m: np.ndarray, speed_slack: float = 0.0) -> str:
-    """The format with the fewest bytes for ``m`` (ties: earliest in ``FORMATS``), or
-    ``csr8`` when it is within ``(1 + speed_slack)`` times those bytes."""
+    """The format with the fewest bytes for ``m`` (ties: earliest in ``FORMATS``), or the
+    smaller of ``csr8``/``csr8n`` when it is within ``(1 + speed_slack)`` times those bytes."""
     sizes = format_sizes(m)
     best = min((s, i, f) for i, (f, s) in enumerate(sizes.items()) if s is not None)
-    csr8 = sizes["csr8"]
-    if best[2] != "dense" and csr8 is not None and csr8 <= (1.0 + speed_slack) * best[0]:
-        return "csr8"
+    fast = min(((sizes[f], f) for f in ("csr8n", "csr8") if sizes[f] is not None),
+               default=None)
+    if best[2] != "dense" and fast is not None and fast[0] <= (1.0 + speed_slack) * best[0]:
+        return fast[1]
     return best[2]
+
+
+#: Instructions per ``y = M x`` on a Cortex-M4 (arm-none-eabi-gcc -Os), as
+#: (per nonzero, per row, per element) for each format, fitted to exact QEMU counts of
+#: the HAR-2 FastGRNN kernels. ``bitmask`` depends on the row length (kernels for
+#: rows of <= 5 and <= 24 columns); ``rle4`` is costed per 4-bit code instead.
+COST_MODEL: dict[str, tuple[float, float, float]] = {
+    "dense": (0.0, 20.0, 4.5),
+    "csr8": (6.0, 11.0, 0.0),
+    "csr8n": (6.0, 11.0, 0.0),
+    "csr16": (7.0, 11.0, 0.0),
+    "bitmask": (13.0, 10.0, 0.5),
+    "bitmask<=24": (8.0, 13.0, 0.0),
+    "bitmask<=5": (2.0, 25.0, 0.0),
+    "rle4": (0.0, 2.0, 0.0),
+}
+_RLE4_PER_CODE = 13.0
+
+
+def estimate_instructions(m: np.ndarray, fmt: str) -> float | None:
+    """Estimated Cortex-M4 instructions of one ``M x`` with ``m`` in ``fmt`` (COST_MODEL);
+    ``None`` where the format cannot store ``m``."""
+    m = _check(m)
+    if format_sizes(m)[fmt] is None:
+        return None
+    rows, cols = m.shape
+    nnz = int(np.count_nonzero(m))
+    key = fmt
+    if fmt == "bitmask" and cols <= 24:
+        key = "bitmask<=5" if cols <= 5 else "bitmask<=24"
+    per_nnz, per_row, per_elem = COST_MODEL[key]
+    cost = per_nnz * nnz + per_row * rows + per_elem * rows * cols
+    if fmt == "rle4":
+        cost += _RLE4_PER_CODE * len(_rle4_codes(m))
+    return cost
+
+
+def pick_formats_within(mats: dict[str, np.ndarray], budget: int,
+                        weights: dict[str, float] | None = None,
+                        fixed: dict[str, str] | None = None) -> dict[str, str]:
+    """Formats for several matrices together: the combination with the fewest estimated
+    instructions (``sum weights[k] * estimate_instructions``, weight 1 by default) whose
+    total bytes are at most ``budget``; ties go to fewer bytes. ``fixed`` pins formats.
+    If even the smallest formats exceed ``budget``, each matrix gets its smallest
+    (``pick_format``). Exhaustive (at most 6 formats per matrix; meant for a handful)."""
+    fixed = dict(fixed or {})
+    weights = dict(weights or {})
+    names = list(mats)
+    options: list[list[tuple[str, int, float]]] = []
+    for k in names:
+        sizes = format_sizes(mats[k])
+        fmts = [fixed[k]] if k in fixed else [f for f in FORMATS if sizes[f] is not None]
+        options.append([(f, int(sizes[f] or 0),
+                         weights.get(k, 1.0) * (estimate_instructions(mats[k], f) or 0.0))
+                        for f in fmts])
+    best: tuple[float, int, tuple[str, ...]] | None = None
+    for combo in itertools.product(*options):
+        nbytes = sum(c[1] for c in combo)
+        if nbytes > budget:
+            continue
+        key = (sum(c[2] for c in combo), nbytes, tuple(c[0] for c in combo))
+        if best is None or key[:2] < best[:2]:
+            best = key
+    if best is None:
+        return {k: fixed.get(k) or pick_format(mats[k]) for k in names}
+    return dict(zip(names, best[2], strict=True))
 
 
 def encode(m: np.ndarray, fmt: str | None = None, speed_slack: float = 0.0) -> SparseMatrix:
@@ -139,6 +215,13 @@ def encode(m: np.ndarray, fmt: str | None = None, speed_slack: float = 0.0) -> S
         col = np.nonzero(m)[1]
         index = np.concatenate([counts.astype(dt), col.astype(dt)])
         return SparseMatrix(fmt, rows, cols, nnz, nz, index)
+    if fmt == "csr8n":
+        counts = np.count_nonzero(m, axis=1).astype(np.uint8)
+        if counts.size % 2:
+            counts = np.append(counts, np.uint8(0))
+        packed = (counts[0::2] | (counts[1::2] << 4)).astype(np.uint8)
+        index = np.concatenate([packed, np.nonzero(m)[1].astype(np.uint8)])
+        return SparseMatrix(fmt, rows, cols, nnz, nz, index)
     if fmt == "bitmask":
         mask = np.packbits((flat != 0).astype(np.uint8), bitorder="little")
         return SparseMatrix(fmt, rows, cols, nnz, nz, mask.astype(np.uint8))
@@ -154,9 +237,14 @@ def decode(s: SparseMatrix) -> np.ndarray:
     out = np.zeros(s.rows * s.cols, dtype=np.int8)
     if s.format == "dense":
         return s.values.reshape(s.rows, s.cols).copy()
-    if s.format in ("csr8", "csr16"):
-        counts = s.index[: s.rows].astype(np.int64)
-        cols = s.index[s.rows :].astype(np.int64)
+    if s.format in ("csr8", "csr16", "csr8n"):
+        if s.format == "csr8n":
+            nib = np.stack([s.index & 15, s.index >> 4], axis=1).reshape(-1)
+            counts = nib[: s.rows].astype(np.int64)
+            cols = s.index[(s.rows + 1) // 2 :].astype(np.int64)
+        else:
+            counts = s.index[: s.rows].astype(np.int64)
+            cols = s.index[s.rows :].astype(np.int64)
         row_of = np.repeat(np.arange(s.rows), counts)
         out[row_of * s.cols + cols] = s.values
     elif s.format == "bitmask":
