@@ -30,10 +30,9 @@ def _fastgrnn(sparsity: float = 0.5):
 def test_fastgrnn_qat_model_matches_int8_tflite(data) -> None:
     x, _ = data
     m = _fastgrnn()
-    q = _qat.qat_model(m)
+    q = T.fastgrnn_int8_reference(m, x)
     assert [w.name for w in q.trainable_weights] == [w.name for w in m.trainable_weights]
     p = models.fastgrnn_params(m)
-    _qat.set_ranges(q, _qat.activation_ranges(p, x))
     want = T.predict_tflite(T.fastgrnn_to_tflite(p, "int8", x, seq_len=SEQ), x)
     got = q.predict(x, verbose=0)
     spread = want.max() - want.min()
@@ -68,8 +67,7 @@ def _cnn():
 def test_cnn_qat_model_matches_int8_tflite(data) -> None:
     x, _ = data
     m = _cnn()
-    q = _qat.cnn_qat_model(m)
-    _qat.calibrate_cnn(q, x)
+    q = T.cnn_int8_reference(m, x)
     want = T.predict_tflite(T.keras_to_tflite(m, "int8", x), x)
     got = q.predict(x, verbose=0)
     spread = want.max() - want.min()

@@ -14,7 +14,9 @@ Public API
 - ``check_runtime214(models)``: run int8 models in tflite-runtime 2.14 (own venv).
 - ``fastgrnn_int8_finetune(model, train, val, representative)`` /
   ``cnn_int8_finetune(...)`` -> ``(plain_model, result)``: quantisation-aware fine-tuning
-  (the int8 graph fake-quantised) before a full-int8 export; masks held (needs edgeprune).
+  (the int8 graph fake-quantised) before a full-int8 export; masks held (needs edgeprune);
+  ``fastgrnn_int8_reference(model, representative)`` / ``cnn_int8_reference(...)``: the
+  fake-quantised Keras twin the int8 export is compared with.
 CLI: ``python -m export.tflite {check-runtime214,arena,carray} ...``.
 """
 
@@ -30,7 +32,12 @@ from export.tflite._convert import (
 )
 from export.tflite._fastgrnn import check_params, reference_forward
 from export.tflite._predict import make_interpreter, predict_tflite
-from export.tflite._qat import cnn_int8_finetune, fastgrnn_int8_finetune
+from export.tflite._qat import (
+    cnn_int8_finetune,
+    cnn_int8_reference,
+    fastgrnn_int8_finetune,
+    fastgrnn_int8_reference,
+)
 from export.tflite._runtime214 import check_runtime214, runtime214_python
 from export.tflite._tflm import compare_tflm_litert, predict_tflm, tflm_arena_size
 
@@ -41,8 +48,10 @@ __all__ = [
     "check_runtime214",
     "check_windows",
     "cnn_int8_finetune",
+    "cnn_int8_reference",
     "compare_tflm_litert",
     "fastgrnn_int8_finetune",
+    "fastgrnn_int8_reference",
     "fastgrnn_to_tflite",
     "keras_to_tflite",
     "make_interpreter",

@@ -231,6 +231,23 @@ def set_ranges(q: Any, ranges: dict[str, tuple[float, float]]) -> None:
     dense.hi.assign(ranges["logits"][1])
 
 
+def fastgrnn_int8_reference(
+    model: Any, representative: np.ndarray, *, max_windows: int = 200, seed: int = 0
+) -> Any:
+    """The fake-quantised Keras twin of a FastGRNN classifier (:func:`qat_model`, ranges
+    from the same seeded ``representative`` subset ``fastgrnn_to_tflite`` calibrates on):
+    the Keras model a full-int8 export of ``model`` is compared with (standard QAT)."""
+    from edgeprune import models
+    from export.tflite._convert import _subsample, check_windows
+
+    rep = _subsample(
+        check_windows(representative, tuple(model.inputs[0].shape[1:])), max_windows, seed
+    )
+    q = qat_model(model)
+    set_ranges(q, activation_ranges(models.fastgrnn_params(model), rep))
+    return q
+
+
 def fastgrnn_int8_finetune(
     model: Any,
     train: tuple[np.ndarray, np.ndarray],
@@ -433,6 +450,20 @@ def calibrate_cnn(q: Any, windows: np.ndarray, batch_size: int = 256) -> None:
             layer.in_lo.assign(lo)
             layer.in_hi.assign(hi)
         layer.q_on.assign(1.0)
+
+
+def cnn_int8_reference(
+    model: Any, representative: np.ndarray, *, max_samples: int = 500, seed: int = 0
+) -> Any:
+    """The fake-quantised Keras twin of a HAR CNN (:func:`cnn_qat_model`, calibrated on the
+    seeded ``representative`` subset ``keras_to_tflite`` uses): the Keras model a full-int8
+    export of ``model`` is compared with (standard QAT)."""
+    from export.tflite._convert import _input_shape, _subsample, check_windows
+
+    q = cnn_qat_model(model)
+    calibrate_cnn(q, _subsample(check_windows(representative, _input_shape(model)),
+                                max_samples, seed))
+    return q
 
 
 def cnn_int8_finetune(
