@@ -149,6 +149,7 @@ CONFIGS = {
     "bitmask": dict(lut_shift=0, full_rank=True),
     "rle4": dict(lut_shift=3, gate="quantSigm"),
     "csr8n": dict(hidden=12, u_rank=8),  # row counts <= 15; the default fixed point
+    "rowmask": dict(u_rank=8, only=("w2", "u2")),  # rows of <= 8 columns (<= 5: W2)
 }
 
 
@@ -159,12 +160,13 @@ def test_every_format_in_a_whole_model(fmt, tmp_path):
     full = cfg.pop("full_rank", False)
     nl = {k: cfg.pop(k) for k in ("gate", "update") if k in cfg}
     shape = {"hidden": cfg.pop("hidden", 80), "u_rank": cfg.pop("u_rank", 40)}
+    only = cfg.pop("only", cmodel.quant.MATRICES)
     params = random_params(5, hidden=shape["hidden"], w_rank=None if full else 5,
                            u_rank=None if full else shape["u_rank"], sparsity=0.7, **nl)
     cal = synthetic_windows(32, seed=6)
     im = cmodel.quantize_fastgrnn(centre(params, SYN_MEAN, SYN_STD, cal), SYN_MEAN, SYN_STD,
-                                  cal, formats=dict.fromkeys(cmodel.quant.MATRICES, fmt), **cfg)
-    assert {s.format for s in im.matrices.values() if s is not None} == {fmt}
+                                  cal, formats=dict.fromkeys(only, fmt), **cfg)
+    assert {s.format for k, s in im.matrices.items() if k in only and s is not None} == {fmt}
     x16 = cmodel.quantize_input(im, synthetic_windows(6, seed=7))
     assert_bit_exact(build(tmp_path, im, f"m_{fmt}"), im, x16)
 
@@ -183,6 +185,9 @@ def edge_matrices() -> dict[str, np.ndarray]:
         "full": r.integers(1, 128, (5, 9)) * r.choice([-1, 1], (5, 9)),
         "wide": wide,
         "onebyone": np.array([[-3]]),
+        "narrow5": r.integers(-127, 128, (11, 5)) * (r.random((11, 5)) < 0.5),  # 31 patterns
+        "narrow8": r.integers(-127, 128, (7, 8)) * (r.random((7, 8)) < 0.4),
+        "narrow3": r.integers(-127, 128, (9, 3)) * (r.random((9, 3)) < 0.6),
     }
 
 

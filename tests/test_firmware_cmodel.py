@@ -96,11 +96,12 @@ def test_synthetic_windows_dense_vs_sparse(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("board, sparsity, options", [
-    ("mps2-an386", 0.9, {}),  # the fast state update, bitmask rows of 5 (W2), csr8n (U1, U2)
+    ("mps2-an386", 0.9, {}),  # the fast state update, rowmask rows of 5 (W2), csr8n (U1, U2)
     ("mps2-an386", 0.5, {"formats": dict.fromkeys(("w1", "w2", "u1", "u2", "dense"),
                                                   "dense")}),  # SMLAD rows
-    ("mps2-an386", 0.7, {"lut_shift": 2, "formats": {"w1": "csr16", "w2": "csr8",
+    ("mps2-an386", 0.7, {"lut_shift": 2, "formats": {"w1": "csr16", "w2": "bitmask",
                                                      "u1": "bitmask", "u2": "rle4"}}),
+    ("mps2-an386", 0.9, {"formats": {"w2": "csr8", "u1": "rle4", "u2": "bitmask"}}),
     ("mps2-an386", 0.9, {"state_bits": 8}),  # the generic update on a DSP core
     ("mps2-an385", 0.9, {}),  # Cortex-M3: no DSP extension, the portable C
 ])

@@ -121,6 +121,8 @@ typedef struct {
     ((const type *)(const void *)((const uint8_t *)(const void *)(p) + (p)->pool[k]))
 #define EP_BM_SHORT 0x83u /* internal: bitmask with cols <= 24 */
 #define EP_BM_TINY 0x84u  /* internal: bitmask with cols <= 5 */
+#define EP_BM_BYTES 0x85u /* internal: bitmask with cols > 24, a multiple of 8 */
+#define EP_RM_TINY 0x86u  /* internal: rowmask with cols <= 5 */
 
 /* bitmask: the next set bit at or after the current byte's remaining bits. */
 EP_INLINE uint32_t ep_bm_next(uint32_t *bits, uint32_t *base, const uint8_t **q,
@@ -163,12 +165,21 @@ static void ep_cursor_init(ep_cursor_t *k, const ep_matrix_t *m)
     case EP_FMT_CSR16:
         k->col = (const uint16_t *)m->index + m->rows;
         break;
+    case EP_FMT_ROWMASK:
+        if (m->cols <= 5u) {
+            k->format = EP_RM_TINY;
+        }
+        break;
     case EP_FMT_CSR8N: /* bits: the next count is the high nibble of *cnt */
         k->col = k->idx + (m->rows + 1u) / 2u;
         break;
     case EP_FMT_BITMASK:
         if (m->cols <= 24u) { /* short rows: each row's bits taken whole (bits, base = count) */
             k->format = m->cols <= 5u ? EP_BM_TINY : EP_BM_SHORT;
+            break;
+        }
+        if ((m->cols & 7u) == 0u) { /* every row starts on a mask byte */
+            k->format = EP_BM_BYTES;
             break;
         }
         k->end = k->idx + ((uint32_t)m->rows * m->cols + 7u) / 8u;
@@ -198,26 +209,38 @@ static void ep_cursor_init(ep_cursor_t *k, const ep_matrix_t *m)
     }
 }
 
-/* sum_c w[c] * x[c] over one dense row. */
+/*
+ * sum_c w[c] * x[c] over one dense row; each full group of 4 weights is stored as columns
+ * (0, 2, 1, 3), so that SXTB16 of the word (bytes 0, 2) and of it rotated by 8 (bytes
+ * 1, 3) give the pairs that line up with the int16 input pairs (x0, x1) and (x2, x3).
+ */
 EP_NOINLINE int32_t ep_dot_dense(const int8_t *w, const int16_t *x, unsigned cols)
 {
     int32_t sum = 0;
     unsigned c;
 #if EP_USE_DSP
+    unsigned g = cols >> 2;
+    if (g != 0u) {
+        do {
+            uint32_t wq, x01, x23;
+            memcpy(&wq, w, 4);
+            memcpy(&x01, x, 4);
+            memcpy(&x23, x + 2, 4);
+            sum = __smlad(__sxtb16(wq), (int32_t)x01, sum);
+            sum = __smlad(__sxtb16((wq >> 8) | (wq << 24)), (int32_t)x23, sum);
+            w += 4;
+            x += 4;
+        } while (--g != 0u);
+    }
+#else
     for (c = cols >> 2; c > 0u; c--) {
-        uint32_t wq, x01, x23;
-        memcpy(&wq, w, 4);
-        memcpy(&x01, x, 4);
-        memcpy(&x23, x + 2, 4);
+        sum += (int32_t)w[0] * x[0] + (int32_t)w[2] * x[1] + (int32_t)w[1] * x[2] +
+               (int32_t)w[3] * x[3];
         w += 4;
         x += 4;
-        sum = __smlad(__sxtb16(wq), (int32_t)((x01 & 0xFFFFu) | (x23 << 16)), sum);
-        sum = __smlad(__sxtb16((wq >> 8) | (wq << 24)),
-                      (int32_t)((x01 >> 16) | (x23 & 0xFFFF0000u)), sum);
     }
-    cols &= 3u;
 #endif
-    for (c = 0; c < cols; c++) {
+    for (c = 0; c < (cols & 3u); c++) {
         sum += (int32_t)w[c] * x[c];
     }
     return sum;
@@ -374,6 +397,47 @@ EP_NOINLINE void ep_rows_bm_short(ep_cursor_t *k, unsigned n, const int16_t *x, 
 }
 
 /*
+ * Rows of at most 5 columns given by their bit pattern: x0 .. x4 in registers, sum and w
+ * updated; one jump per row to its sequence of multiply-adds.
+ */
+#define EP_T(c) sum += (int32_t)*w++ * x##c
+#define EP_MASK5_SWITCH(bits) \
+    switch (bits) { \
+    case 1: EP_T(0); break; \
+    case 2: EP_T(1); break; \
+    case 3: EP_T(0); EP_T(1); break; \
+    case 4: EP_T(2); break; \
+    case 5: EP_T(0); EP_T(2); break; \
+    case 6: EP_T(1); EP_T(2); break; \
+    case 7: EP_T(0); EP_T(1); EP_T(2); break; \
+    case 8: EP_T(3); break; \
+    case 9: EP_T(0); EP_T(3); break; \
+    case 10: EP_T(1); EP_T(3); break; \
+    case 11: EP_T(0); EP_T(1); EP_T(3); break; \
+    case 12: EP_T(2); EP_T(3); break; \
+    case 13: EP_T(0); EP_T(2); EP_T(3); break; \
+    case 14: EP_T(1); EP_T(2); EP_T(3); break; \
+    case 15: EP_T(0); EP_T(1); EP_T(2); EP_T(3); break; \
+    case 16: EP_T(4); break; \
+    case 17: EP_T(0); EP_T(4); break; \
+    case 18: EP_T(1); EP_T(4); break; \
+    case 19: EP_T(0); EP_T(1); EP_T(4); break; \
+    case 20: EP_T(2); EP_T(4); break; \
+    case 21: EP_T(0); EP_T(2); EP_T(4); break; \
+    case 22: EP_T(1); EP_T(2); EP_T(4); break; \
+    case 23: EP_T(0); EP_T(1); EP_T(2); EP_T(4); break; \
+    case 24: EP_T(3); EP_T(4); break; \
+    case 25: EP_T(0); EP_T(3); EP_T(4); break; \
+    case 26: EP_T(1); EP_T(3); EP_T(4); break; \
+    case 27: EP_T(0); EP_T(1); EP_T(3); EP_T(4); break; \
+    case 28: EP_T(2); EP_T(3); EP_T(4); break; \
+    case 29: EP_T(0); EP_T(2); EP_T(3); EP_T(4); break; \
+    case 30: EP_T(1); EP_T(2); EP_T(3); EP_T(4); break; \
+    case 31: EP_T(0); EP_T(1); EP_T(2); EP_T(3); EP_T(4); break; \
+    default: break; \
+    }
+
+/*
  * Bitmask rows of at most 5 columns (e.g. W2 with w_rank 5): x[0..4] stay in registers
  * and each row's bit pattern selects its sequence of multiply-adds (one jump per row).
  */
@@ -397,46 +461,77 @@ EP_NOINLINE void ep_rows_bm_tiny(ep_cursor_t *k, unsigned n, const int16_t *x, i
         rb = acc & rmask;
         acc >>= cols;
         avail -= cols;
-#define EP_T(c) sum += (int32_t)*w++ * x##c
-        switch (rb) {
-        case 1: EP_T(0); break;
-        case 2: EP_T(1); break;
-        case 3: EP_T(0); EP_T(1); break;
-        case 4: EP_T(2); break;
-        case 5: EP_T(0); EP_T(2); break;
-        case 6: EP_T(1); EP_T(2); break;
-        case 7: EP_T(0); EP_T(1); EP_T(2); break;
-        case 8: EP_T(3); break;
-        case 9: EP_T(0); EP_T(3); break;
-        case 10: EP_T(1); EP_T(3); break;
-        case 11: EP_T(0); EP_T(1); EP_T(3); break;
-        case 12: EP_T(2); EP_T(3); break;
-        case 13: EP_T(0); EP_T(2); EP_T(3); break;
-        case 14: EP_T(1); EP_T(2); EP_T(3); break;
-        case 15: EP_T(0); EP_T(1); EP_T(2); EP_T(3); break;
-        case 16: EP_T(4); break;
-        case 17: EP_T(0); EP_T(4); break;
-        case 18: EP_T(1); EP_T(4); break;
-        case 19: EP_T(0); EP_T(1); EP_T(4); break;
-        case 20: EP_T(2); EP_T(4); break;
-        case 21: EP_T(0); EP_T(2); EP_T(4); break;
-        case 22: EP_T(1); EP_T(2); EP_T(4); break;
-        case 23: EP_T(0); EP_T(1); EP_T(2); EP_T(4); break;
-        case 24: EP_T(3); EP_T(4); break;
-        case 25: EP_T(0); EP_T(3); EP_T(4); break;
-        case 26: EP_T(1); EP_T(3); EP_T(4); break;
-        case 27: EP_T(0); EP_T(1); EP_T(3); EP_T(4); break;
-        case 28: EP_T(2); EP_T(3); EP_T(4); break;
-        case 29: EP_T(0); EP_T(2); EP_T(3); EP_T(4); break;
-        case 30: EP_T(1); EP_T(2); EP_T(3); EP_T(4); break;
-        case 31: EP_T(0); EP_T(1); EP_T(2); EP_T(3); EP_T(4); break;
-        default: break;
-        }
-#undef EP_T
+EP_MASK5_SWITCH(rb);
         *y++ = sum;
     }
     k->bits = acc;
     k->base = avail;
+    k->idx = q;
+    k->w = w;
+}
+
+/* Bitmask rows that start on a byte (cols a multiple of 8): a row's mask bytes in turn. */
+EP_NOINLINE void ep_rows_bm_bytes(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
+{
+    const unsigned nb = k->cols >> 3;
+    const int8_t *w = k->w;
+    const uint8_t *q = k->idx;
+    int32_t *const yend = y + n;
+    while (y != yend) {
+        const uint8_t *const qend = q + nb;
+        const int16_t *xb = x;
+        int32_t sum = 0;
+        do {
+            uint32_t b = *q++;
+            if (b != 0u) {
+                do {
+                    sum += (int32_t)*w++ * xb[EP_CTZ(b)];
+                    b &= b - 1u;
+                } while (b != 0u);
+            }
+            xb += 8;
+        } while (q != qend);
+        *y++ = sum;
+    }
+    k->idx = q;
+    k->w = w;
+}
+
+/* Rowmask rows (one mask byte each). */
+EP_NOINLINE void ep_rows_rowmask(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
+{
+    const int8_t *w = k->w;
+    const uint8_t *q = k->idx;
+    int32_t *const yend = y + n;
+    while (y != yend) {
+        uint32_t rb = *q++;
+        int32_t sum = 0;
+        if (rb != 0u) {
+            do {
+                sum += (int32_t)*w++ * x[EP_CTZ(rb)];
+                rb &= rb - 1u;
+            } while (rb != 0u);
+        }
+        *y++ = sum;
+    }
+    k->idx = q;
+    k->w = w;
+}
+
+/* Rowmask rows of at most 5 columns: x in registers, one jump per row. */
+EP_NOINLINE void ep_rows_rm_tiny(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
+{
+    const unsigned cols = k->cols;
+    const int8_t *w = k->w;
+    const int32_t x0 = x[0], x1 = cols > 1u ? x[1] : 0, x2 = cols > 2u ? x[2] : 0;
+    const int32_t x3 = cols > 3u ? x[3] : 0, x4 = cols > 4u ? x[4] : 0;
+    const uint8_t *q = k->idx;
+    int32_t *const yend = y + n;
+    while (y != yend) {
+        int32_t sum = 0;
+        EP_MASK5_SWITCH(*q++);
+        *y++ = sum;
+    }
     k->idx = q;
     k->w = w;
 }
@@ -559,6 +654,15 @@ static void ep_rows(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
         break;
     case EP_BM_TINY:
         ep_rows_bm_tiny(k, n, x, y);
+        break;
+    case EP_BM_BYTES:
+        ep_rows_bm_bytes(k, n, x, y);
+        break;
+    case EP_FMT_ROWMASK:
+        ep_rows_rowmask(k, n, x, y);
+        break;
+    case EP_RM_TINY:
+        ep_rows_rm_tiny(k, n, x, y);
         break;
     case EP_FMT_RLE4:
         ep_rows_rle4(k, n, x, y);

@@ -25,11 +25,14 @@
  * inputs and weights, bit-exact with the numpy reference.
  *
  * Sparse matrix M (rows = outputs, cols = inputs; y[r] = sum_c M[r][c] * x[c]), stored as
- *   EP_FMT_DENSE    values[rows*cols] row-major, index unused
+ *   EP_FMT_DENSE    values[rows*cols] row-major, index unused; in each row, every full group
+ *                   of 4 columns is stored in the order (0, 2, 1, 3) (SMLAD pairs), the
+ *                   last cols % 4 in order
  *   EP_FMT_CSR8     index = uint8  {count[rows], col[nnz]}   (cols <= 256, counts <= 255)
  *   EP_FMT_CSR16    index = uint16 {count[rows], col[nnz]}
  *   EP_FMT_CSR8N    index = uint8  {count nibbles[ceil(rows/2)] (low nibble first), col[nnz]}
  *                   (cols <= 256, counts <= 15)
+ *   EP_FMT_ROWMASK  index = uint8 mask[rows], bit c = column c of the row is nonzero (cols <= 8)
  *   EP_FMT_BITMASK  index = uint8 mask[ceil(rows*cols/8)], bit k (LSB first) = element k
  *                   of the row-major matrix is nonzero; values in row-major order
  *   EP_FMT_RLE4     index = 4-bit codes, two per byte (low nibble first), over the
@@ -54,6 +57,7 @@ enum {
     EP_FMT_BITMASK = 3,
     EP_FMT_RLE4 = 4,
     EP_FMT_CSR8N = 5,
+    EP_FMT_ROWMASK = 6,
     EP_FMT_NONE = 255 /* matrix absent (the second factor of a full-rank path) */
 };
 

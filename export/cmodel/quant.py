@@ -30,9 +30,9 @@ GATE_NL = {"sigmoid": 0, "quantSigm": 2}
 UPDATE_NL = {"tanh": 1, "quantTanh": 3}
 _LUT_XMAX = 8
 SPEED_SLACK = 0.2
-"""Default ``speed_slack`` of ``quantize_fastgrnn``: csr8/csr8n when within 20% of the
-smallest format (on the 90%-sparse HAR-2 model: U1 and U2 in csr8n, +90 B over rle4,
-~0.5 M fewer instructions per window on a Cortex-M4)."""
+"""Default ``speed_slack`` of ``quantize_fastgrnn``: the fastest format within 20% of the
+smallest (on the 90%-sparse HAR-2 model: U1 and U2 in csr8n, W2 in rowmask, +120 B,
+~0.6 M fewer instructions per window on a Cortex-M4)."""
 
 
 @dataclass(frozen=True)
@@ -296,9 +296,9 @@ def quantize_fastgrnn(
     [-128, 127]). ``lut_shift``: the sigmoid table has ``8 * 2**lut_shift + 1`` uint16
     entries (the C kernels have a fast path for the defaults ``pre_frac=12, lut_shift=1``).
     ``formats``: force a storage format per matrix (``w1 w2 u1 u2 dense``); others are
-    picked by exact byte count, except that ``csr8``/``csr8n`` (the fastest sparse
-    kernels) is taken when it costs at most ``1 + speed_slack`` times the smallest (0 =
-    smallest always).
+    picked by exact byte count, except that the fastest format (``sparse.COST_MODEL``)
+    costing at most ``1 + speed_slack`` times the smallest is taken (0 = smallest always;
+    the classifier, run once per window, always gets its smallest).
     ``matrix_budget`` (bytes): instead pick the formats of the matrices not in
     ``formats`` together, the fastest combination (``sparse.estimate_instructions``, the
     classifier weighted 1/128: it runs once per window) whose matrix bytes (values +
@@ -385,7 +385,9 @@ def quantize_fastgrnn(
                                       {k: f for k, f in formats.items() if k in present})
     for name in MATRICES:
         m = mats[name]
-        enc[name] = None if m is None else encode(m, formats.get(name), speed_slack)
+        # the classifier runs once per window: its smallest format
+        enc[name] = None if m is None else encode(m, formats.get(name),
+                                                  0.0 if name == "dense" else speed_slack)
     nnz_float = sum(int(np.count_nonzero(p[k])) for k in ("W", "W1", "W2", "U", "U1", "U2",
                                                           "dense_kernel") if k in p)
     total = sum(int(np.asarray(p[k]).size) for k in ("W", "W1", "W2", "U", "U1", "U2",

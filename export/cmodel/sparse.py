@@ -4,10 +4,14 @@ A matrix ``M`` here is stored with rows = outputs and cols = inputs, so that the
 computes ``y[r] = sum_c M[r, c] * x[c]`` as a tight dot product over each row's nonzeros.
 The formats (tags as in ``export/c/ep_kernels.h``):
 
-``dense``   values ``rows*cols`` int8, no index.
+``dense``   values ``rows*cols`` int8, no index; in each row, every full group of 4 columns
+            is stored in the order (0, 2, 1, 3) (the SMLAD pairs of the C kernel), the
+            last ``cols % 4`` in order (``dense_order``).
 ``csr8``    uint8 index ``count[rows]`` then ``col[nnz]``; needs ``cols <= 256`` and every
             row count ``<= 255``.
 ``csr16``   uint16 index ``count[rows]`` then ``col[nnz]``.
+``rowmask`` one mask byte per row (bit ``c`` = column ``c`` is nonzero; ``cols <= 8``) +
+            the nonzero values: ``uint8 mask[rows]``.
 ``csr8n``   csr8 with 4-bit row counts: uint8 index ``count`` nibbles (``ceil(rows/2)``
             bytes, low nibble first) then ``col[nnz]``; needs ``cols <= 256`` and every row
             count ``<= 15``.
@@ -33,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FORMATS: tuple[str, ...] = ("dense", "csr8", "csr16", "bitmask", "rle4", "csr8n")
+FORMATS: tuple[str, ...] = ("dense", "csr8", "csr16", "bitmask", "rle4", "csr8n", "rowmask")
 FORMAT_TAGS: dict[str, str] = {
     "dense": "EP_FMT_DENSE",
     "csr8": "EP_FMT_CSR8",
@@ -41,6 +45,7 @@ FORMAT_TAGS: dict[str, str] = {
     "bitmask": "EP_FMT_BITMASK",
     "rle4": "EP_FMT_RLE4",
     "csr8n": "EP_FMT_CSR8N",
+    "rowmask": "EP_FMT_ROWMASK",
 }
 _MAX_DIM = 65535
 
@@ -85,6 +90,14 @@ def _check(m: np.ndarray) -> np.ndarray:
     return m
 
 
+def dense_order(rows: int, cols: int) -> np.ndarray:
+    """Flat row-major positions of the stored ``dense`` values, in storage order."""
+    g = cols // 4 * 4
+    per_row = np.concatenate([(np.arange(0, g, 4)[:, None] + np.array([0, 2, 1, 3])).ravel(),
+                              np.arange(g, cols)]).astype(np.int64)
+    return (np.arange(rows, dtype=np.int64)[:, None] * cols + per_row).ravel()
+
+
 def _rle4_codes(m: np.ndarray) -> np.ndarray:
     codes: list[int] = []
     nxt = 0
@@ -113,33 +126,39 @@ def format_sizes(m: np.ndarray) -> dict[str, int | None]:
         "bitmask": nnz + (rows * cols + 7) // 8,
         "rle4": nnz + (len(_rle4_codes(m)) + 1) // 2,
         "csr8n": nnz + (rows + 1) // 2 + nnz if csr8n_ok else None,
+        "rowmask": nnz + rows if cols <= 8 else None,
     }
 
 
 def pick_format(m: np.ndarray, speed_slack: float = 0.0) -> str:
-    """The format with the fewest bytes for ``m`` (ties: earliest in ``FORMATS``), or the
-    smaller of ``csr8``/``csr8n`` when it is within ``(1 + speed_slack)`` times those bytes."""
+    """The format with the fewest bytes for ``m`` (ties: earliest in ``FORMATS``); with
+    ``speed_slack > 0``, the fastest (``estimate_instructions``; ties: fewer bytes) of
+    the formats costing at most ``(1 + speed_slack)`` times those bytes."""
     sizes = format_sizes(m)
     best = min((s, i, f) for i, (f, s) in enumerate(sizes.items()) if s is not None)
-    fast = min(((sizes[f], f) for f in ("csr8n", "csr8") if sizes[f] is not None),
-               default=None)
-    if best[2] != "dense" and fast is not None and fast[0] <= (1.0 + speed_slack) * best[0]:
-        return fast[1]
-    return best[2]
+    if speed_slack <= 0:
+        return best[2]
+    near = [(estimate_instructions(m, f), s, i, f) for i, (f, s) in enumerate(sizes.items())
+            if s is not None and s <= (1.0 + speed_slack) * best[0]]
+    return min(near)[3]
 
 
 #: Instructions per ``y = M x`` on a Cortex-M4 (arm-none-eabi-gcc -Os), as
 #: (per nonzero, per row, per element) for each format, fitted to exact QEMU counts of
 #: the HAR-2 FastGRNN kernels. ``bitmask`` depends on the row length (kernels for
-#: rows of <= 5 and <= 24 columns); ``rle4`` is costed per 4-bit code instead.
+#: rows of <= 5 and <= 24 columns, and for rows of a multiple of 8 columns); ``rle4`` is
+#: costed per 4-bit code instead.
 COST_MODEL: dict[str, tuple[float, float, float]] = {
-    "dense": (0.0, 20.0, 4.5),
+    "dense": (0.0, 20.0, 2.75),
     "csr8": (6.0, 11.0, 0.0),
     "csr8n": (6.0, 11.0, 0.0),
     "csr16": (7.0, 11.0, 0.0),
     "bitmask": (13.0, 10.0, 0.5),
+    "bitmask/8": (8.0, 8.0, 0.625),
     "bitmask<=24": (8.0, 13.0, 0.0),
     "bitmask<=5": (2.0, 25.0, 0.0),
+    "rowmask": (8.0, 10.0, 0.0),
+    "rowmask<=5": (2.0, 14.0, 0.0),
     "rle4": (0.0, 2.0, 0.0),
 }
 _RLE4_PER_CODE = 13.0
@@ -156,6 +175,10 @@ def estimate_instructions(m: np.ndarray, fmt: str) -> float | None:
     key = fmt
     if fmt == "bitmask" and cols <= 24:
         key = "bitmask<=5" if cols <= 5 else "bitmask<=24"
+    elif fmt == "bitmask" and cols % 8 == 0:
+        key = "bitmask/8"
+    elif fmt == "rowmask" and cols <= 5:
+        key = "rowmask<=5"
     per_nnz, per_row, per_elem = COST_MODEL[key]
     cost = per_nnz * nnz + per_row * rows + per_elem * rows * cols
     if fmt == "rle4":
@@ -208,13 +231,17 @@ def encode(m: np.ndarray, fmt: str | None = None, speed_slack: float = 0.0) -> S
     nz = flat[flat != 0].astype(np.int8)
     nnz = int(nz.size)
     if fmt == "dense":
-        return SparseMatrix(fmt, rows, cols, nnz, flat.copy(), np.zeros(0, np.uint8))
+        return SparseMatrix(fmt, rows, cols, nnz, flat[dense_order(rows, cols)],
+                            np.zeros(0, np.uint8))
     if fmt in ("csr8", "csr16"):
         dt = np.uint8 if fmt == "csr8" else np.uint16
         counts = np.count_nonzero(m, axis=1)
         col = np.nonzero(m)[1]
         index = np.concatenate([counts.astype(dt), col.astype(dt)])
         return SparseMatrix(fmt, rows, cols, nnz, nz, index)
+    if fmt == "rowmask":
+        bits = (m != 0).astype(np.uint32) << np.arange(cols, dtype=np.uint32)
+        return SparseMatrix(fmt, rows, cols, nnz, nz, bits.sum(axis=1).astype(np.uint8))
     if fmt == "csr8n":
         counts = np.count_nonzero(m, axis=1).astype(np.uint8)
         if counts.size % 2:
@@ -236,7 +263,8 @@ def decode(s: SparseMatrix) -> np.ndarray:
     """The dense int8 ``(rows, cols)`` matrix an encoding stands for (mirrors the C kernel)."""
     out = np.zeros(s.rows * s.cols, dtype=np.int8)
     if s.format == "dense":
-        return s.values.reshape(s.rows, s.cols).copy()
+        out[dense_order(s.rows, s.cols)] = s.values
+        return out.reshape(s.rows, s.cols)
     if s.format in ("csr8", "csr16", "csr8n"):
         if s.format == "csr8n":
             nib = np.stack([s.index & 15, s.index >> 4], axis=1).reshape(-1)
@@ -247,6 +275,9 @@ def decode(s: SparseMatrix) -> np.ndarray:
             cols = s.index[s.rows :].astype(np.int64)
         row_of = np.repeat(np.arange(s.rows), counts)
         out[row_of * s.cols + cols] = s.values
+    elif s.format == "rowmask":
+        bits = (s.index[:, None].astype(np.int64) >> np.arange(s.cols)) & 1
+        out[np.flatnonzero(bits.reshape(-1))] = s.values
     elif s.format == "bitmask":
         bits = np.unpackbits(s.index, bitorder="little")[: s.rows * s.cols]
         out[np.flatnonzero(bits)] = s.values
