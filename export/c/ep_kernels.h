@@ -24,6 +24,11 @@
  * anything else. Checked by tests/test_fuzz_cmodel.py: ASan/UBSan builds, extreme
  * inputs and weights, bit-exact with the numpy reference.
  *
+ * Speed: on cores with the DSP extension (__ARM_FEATURE_DSP, e.g. Cortex-M4/M7/M33) dense
+ * rows, the table interpolation and the saturations use SMLAD/SXTB16/SSAT/USAT; the
+ * portable C computes the same values. The default fixed point (pre_frac 12, the built-in
+ * table, sigmoid/tanh, 16-bit state, W/U requantiser shifts >= 33) has a fast state update.
+ *
  * Sparse matrix M (rows = outputs, cols = inputs; y[r] = sum_c M[r][c] * x[c]), stored as
  *   EP_FMT_DENSE    values[rows*cols] row-major, index unused; in each row, every full group
  *                   of 4 columns is stored in the order (0, 2, 1, 3) (SMLAD pairs), the
@@ -32,7 +37,8 @@
  *   EP_FMT_CSR16    index = uint16 {count[rows], col[nnz]}
  *   EP_FMT_CSR8N    index = uint8  {count nibbles[ceil(rows/2)] (low nibble first), col[nnz]}
  *                   (cols <= 256, counts <= 15)
- *   EP_FMT_ROWMASK  index = uint8 mask[rows], bit c = column c of the row is nonzero (cols <= 8)
+ *   EP_FMT_ROWMASK  index = uint8 mask[rows], bit c = column c of the row is nonzero
+ *                   (cols <= 8)
  *   EP_FMT_BITMASK  index = uint8 mask[ceil(rows*cols/8)], bit k (LSB first) = element k
  *                   of the row-major matrix is nonzero; values in row-major order
  *   EP_FMT_RLE4     index = 4-bit codes, two per byte (low nibble first), over the
@@ -62,9 +68,10 @@ enum {
 };
 
 enum {
-    EP_NL_SIGMOID = 0,    /* table over [0, 8] linearly interpolated at min(|x|, 8 - 2^-pre_frac),
-                             1 - that for x < 0 */
-    EP_NL_TANH = 1,       /* 2 sigmoid(2 clamp(x, +-(4 - 2^-pre_frac))) - 1, same table */
+    EP_NL_SIGMOID = 0,    /* the table over [-8, 8] (stored half over [0, 8], mirrored as
+                             32768 - y) linearly interpolated at clamp(x, -8, 8 - 2^-pre_frac),
+                             rounding half up */
+    EP_NL_TANH = 1,       /* 2 sigmoid(2 clamp(x, -4, 4)) - 1, same table */
     EP_NL_QUANT_SIGM = 2, /* clip((x + 1) / 2, 0, 1), exact */
     EP_NL_QUANT_TANH = 3  /* clip(x, -1, 1), exact */
 };
