@@ -64,9 +64,12 @@ class FastGRNNFamily:
         return models.fastgrnn_classifier(
             (128, 9), 2, hidden=arch.hidden, w_rank=arch.w_rank, u_rank=arch.u_rank, seed=seed)
 
-    def quantize(self, model: keras.Model, ds) -> Any:
+    def quantize(self, model: keras.Model, ds, matrix_budget: int | None = None) -> Any:
+        """The integer model with the smallest storage per matrix (what the size search
+        needs), or with ``matrix_budget`` the fastest formats whose matrices fit it."""
         return cmodel.quantize_fastgrnn(models.fastgrnn_params(model), ds.mean, ds.std,
-                                        ds.train.x)
+                                        ds.train.x, speed_slack=0.0,
+                                        matrix_budget=matrix_budget)
 
     def c_predict(self, int_model: Any, raw_windows: np.ndarray) -> np.ndarray:
         x16 = cmodel.quantize_input(int_model, raw_windows)
@@ -94,7 +97,9 @@ class CNNFamily:
     def build(self, arch: Arch, seed: int) -> keras.Model:
         return models.har_cnn((128, 9), 2, filters=arch.filters, seed=seed)
 
-    def quantize(self, model: keras.Model, ds) -> Any:
+    def quantize(self, model: keras.Model, ds, matrix_budget: int | None = None) -> Any:
+        """The integer model (smallest storage per layer; ``matrix_budget`` is not used:
+        the CNN kernels have no speed/size choice to make)."""
         return cmodel.quantize_cnn(cmodel.cnn_layers_from_keras(model), ds.mean, ds.std,
                                    ds.train.x)
 
