@@ -44,12 +44,18 @@ def pipeline(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=900)
 
 
+def _sigint_as_at_a_terminal() -> None:
+    # a test runner started in the background inherits SIGINT ignored (POSIX sh), and the
+    # child would then ignore our Ctrl-C: give it the disposition an interactive shell gives
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(out: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
     log = out.parent / f"{out.name}.log"
     with log.open("w") as stream:
         proc = subprocess.Popen([sys.executable, "-m", "edgeprune.pipeline", *QUICK, *extra,
                                  "--out", str(out)], cwd=ROOT, stdout=stream, stderr=stream,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_sigint_as_at_a_terminal)
     return proc, log
 
 
