@@ -174,21 +174,25 @@ class Pipeline:
     def _fastest_fitting(self, model, c_dir: Path, provenance: dict[str, Any]):
         """The C model to ship: the budget the smallest encoding leaves unused is spent on
         faster storage formats (same integer arithmetic, so the same predictions), kept
-        only when its measured bytes still fit. Returns ``(int_model, source, size)``."""
-        int_model = self.family.quantize(model, self.ds)
-        source = write_c_model(int_model, c_dir, provenance)
-        size = cmodel.measure_bytes(source, _toolchain())
-        spare = self.budget - size.model_bytes
-        matrices = getattr(int_model, "matrices", None)
-        if spare <= 0 or not matrices:
-            return int_model, source, size
-        matrix_bytes = sum(m.nbytes for m in matrices.values() if m is not None)
-        faster = self.family.quantize(model, self.ds, matrix_budget=matrix_bytes + spare)
-        fast_source = write_c_model(faster, c_dir, provenance)
-        fast_size = cmodel.measure_bytes(fast_source, _toolchain())
-        if fast_size.model_bytes <= self.budget:
-            return faster, fast_source, fast_size
-        return int_model, write_c_model(int_model, c_dir, provenance), size
+        only when its measured bytes still fit. Both are measured in a scratch folder and
+        only the chosen one is written to ``c_dir``. Returns ``(int_model, source, size,
+        smallest_bytes)``."""
+        with tempfile.TemporaryDirectory(prefix="edgeprune-ship-") as tmp:
+            int_model = self.family.quantize(model, self.ds)
+            size = cmodel.measure_bytes(
+                write_c_model(int_model, Path(tmp) / "smallest", provenance), _toolchain())
+            smallest_bytes = size.model_bytes
+            spare = self.budget - size.model_bytes
+            matrices = getattr(int_model, "matrices", None)
+            if spare > 0 and matrices:
+                matrix_bytes = sum(m.nbytes for m in matrices.values() if m is not None)
+                faster = self.family.quantize(model, self.ds,
+                                              matrix_budget=matrix_bytes + spare)
+                fast_size = cmodel.measure_bytes(
+                    write_c_model(faster, Path(tmp) / "faster", provenance), _toolchain())
+                if fast_size.model_bytes <= self.budget:
+                    int_model, size = faster, fast_size
+        return int_model, write_c_model(int_model, c_dir, provenance), size, smallest_bytes
 
     def _one_shot(self, arch: Arch, sparsity: float):
         model = self._load(arch, f"dense-{arch.label}")
@@ -356,8 +360,8 @@ class Pipeline:
 
             provenance = {"model": fam.name, **arch.as_dict(), "sparsity": best["sparsity"],
                           "dataset": ds.name, "val_accuracy": round(best["val_accuracy"], 4)}
-            int_model, source, c_size = self._fastest_fitting(model, out / "c_model",
-                                                              provenance)
+            int_model, source, c_size, smallest_bytes = self._fastest_fitting(
+                model, out / "c_model", provenance)
             c_pred = fam.c_predict(int_model, ds.test.x)
 
             int8 = fam.tflite(model, ds, "int8")
@@ -393,7 +397,8 @@ class Pipeline:
                              **tfl_acc,
                              "test_c_int8": float(np.mean(c_pred == y)),
                              "c_vs_float_agreement": float(np.mean(c_pred == float_pred))},
-                "bytes": {"model": c_size.model_bytes, "code": c_size.code_bytes,
+                "bytes": {"model": c_size.model_bytes, "model_smallest": smallest_bytes,
+                          "code": c_size.code_bytes,
                           "ram": c_size.ram_bytes, "toolchain": c_size.toolchain,
                           **tfl_sizes},
                 "tflm_quantization": fam.tflm_quantization,
