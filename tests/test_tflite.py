@@ -133,14 +133,7 @@ def test_state_has_one_quantisation(
     step.set_tensor(hd["index"], quantize(h, hd))
     step.invoke()
     got = dequantize(step.get_tensor(out["index"]), out)
-    from export.tflite import _fastgrnn as fg
-
-    p = T.check_params(params)
-    pre = x @ p["W"] + h @ p["U"]
-    z = fg._sigmoid(pre + p["bias_gate"])
-    ref = z * h + (fg._sigmoid(p["zeta"]) * (1 - z) + fg._sigmoid(p["nu"])) * np.tanh(
-        pre + p["bias_update"]
-    )
+    ref = hs[0, 61:62]  # the float state after that step
     tol = 3 * hd["quantization"][0] + 0.01 * np.abs(hs).max()  # grid + int8 weights
     assert np.abs(got - ref).max() < tol
 

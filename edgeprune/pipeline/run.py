@@ -161,11 +161,15 @@ class Pipeline:
         model.load_weights(str(self._weights_path(tag)))
         return model
 
+    @staticmethod
+    def _c_size(int_model, c_dir: Path, provenance: dict[str, Any]):
+        """Generate the C model into ``c_dir`` and measure its compiled bytes."""
+        return cmodel.measure_bytes(write_c_model(int_model, c_dir, provenance), _toolchain())
+
     def _measure(self, model, workdir: Path) -> dict[str, Any]:
         """Exact bytes of the model's C build, and its C int8 validation accuracy."""
         int_model = self.family.quantize(model, self.ds)
-        source = write_c_model(int_model, workdir, {"model": self.family.name})
-        size = cmodel.measure_bytes(source, _toolchain())
+        size = self._c_size(int_model, workdir, {"model": self.family.name})
         val_pred = self.family.c_predict(int_model, self.ds.val.x)
         return {"model_bytes": size.model_bytes, "code_bytes": size.code_bytes,
                 "ram_bytes": size.ram_bytes, "toolchain": size.toolchain,
@@ -175,12 +179,11 @@ class Pipeline:
         """The C model to ship: the budget the smallest encoding leaves unused is spent on
         faster storage formats (same integer arithmetic, so the same predictions), kept
         only when its measured bytes still fit. Both are measured in a scratch folder and
-        only the chosen one is written to ``c_dir``. Returns ``(int_model, source, size,
+        only the chosen one is written to ``c_dir``. Returns ``(int_model, size,
         smallest_bytes)``."""
         with tempfile.TemporaryDirectory(prefix="edgeprune-ship-") as tmp:
             int_model = self.family.quantize(model, self.ds)
-            size = cmodel.measure_bytes(
-                write_c_model(int_model, Path(tmp) / "smallest", provenance), _toolchain())
+            size = self._c_size(int_model, Path(tmp) / "smallest", provenance)
             smallest_bytes = size.model_bytes
             spare = self.budget - size.model_bytes
             matrices = getattr(int_model, "matrices", None)
@@ -188,11 +191,11 @@ class Pipeline:
                 matrix_bytes = sum(m.nbytes for m in matrices.values() if m is not None)
                 faster = self.family.quantize(model, self.ds,
                                               matrix_budget=matrix_bytes + spare)
-                fast_size = cmodel.measure_bytes(
-                    write_c_model(faster, Path(tmp) / "faster", provenance), _toolchain())
+                fast_size = self._c_size(faster, Path(tmp) / "faster", provenance)
                 if fast_size.model_bytes <= self.budget:
                     int_model, size = faster, fast_size
-        return int_model, write_c_model(int_model, c_dir, provenance), size, smallest_bytes
+        write_c_model(int_model, c_dir, provenance)
+        return int_model, size, smallest_bytes
 
     def _one_shot(self, arch: Arch, sparsity: float):
         model = self._load(arch, f"dense-{arch.label}")
@@ -360,7 +363,7 @@ class Pipeline:
 
             provenance = {"model": fam.name, **arch.as_dict(), "sparsity": best["sparsity"],
                           "dataset": ds.name, "val_accuracy": round(best["val_accuracy"], 4)}
-            int_model, source, c_size, smallest_bytes = self._fastest_fitting(
+            int_model, c_size, smallest_bytes = self._fastest_fitting(
                 model, out / "c_model", provenance)
             c_pred = fam.c_predict(int_model, ds.test.x)
 

@@ -97,17 +97,48 @@ def activation_ranges(
     return {k: _grid(lo[k], hi[k]) for k in ACTIVATIONS}
 
 
+def _fake_quant_weights(w: Any) -> Any:
+    """Symmetric int8 per-output-channel (last axis) fake quantisation, as the converter
+    quantises kernels; straight-through gradient, the range itself not trained."""
+    import tensorflow as tf
+
+    axes = list(range(len(w.shape) - 1))
+    m = tf.stop_gradient(tf.maximum(tf.reduce_max(tf.abs(w), axis=axes), 1e-12))
+    return tf.quantization.fake_quant_with_min_max_vars_per_channel(
+        w, -m, m, num_bits=8, narrow_range=True
+    )
+
+
+def _qat_finetune(q: Any, recalibrate: Callable[[], None], train: Any, val: Any, *,
+                  epochs: int, batch_size: int, lr: float,
+                  augment: Callable[..., np.ndarray] | None, seed: int) -> Any:
+    """Train the fake-quantised model ``q`` with its ranges recalibrated before every epoch
+    and its zero weights held at zero; the ``edgeprune.training.train`` result."""
+    import tf_keras as keras
+
+    from edgeprune import pruning, training
+
+    masks = pruning.masks_from_weights(q)
+
+    class Ranges(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            recalibrate()
+
+    recalibrate()
+    return training.train(
+        q, train, val, epochs=epochs, batch_size=batch_size, lr=lr, schedule="cosine",
+        seed=seed, augment=augment, progress=False,
+        callbacks=[Ranges(), pruning.GlobalPruningCallback(None, masks=masks)],
+    )
+
+
 def _qat_classes() -> tuple[type, type]:
     import tensorflow as tf
     import tf_keras as keras
 
     from edgeprune.models.fastgrnn import FastGRNNCell
 
-    def fq_w(w: Any) -> Any:
-        m = tf.stop_gradient(tf.maximum(tf.reduce_max(tf.abs(w), axis=0), 1e-12))
-        return tf.quantization.fake_quant_with_min_max_vars_per_channel(
-            w, -m, m, num_bits=8, narrow_range=True
-        )
+    fq_w = _fake_quant_weights
 
     class QATFastGRNNCell(FastGRNNCell):
         """FastGRNNCell whose step is the int8 TFLite step graph, fake-quantised."""
@@ -273,26 +304,16 @@ def fastgrnn_int8_finetune(
     """
     import tf_keras as keras
 
-    from edgeprune import models, pruning, training
+    from edgeprune import models
     from export.tflite._convert import _subsample, check_windows
 
-    rnn, _ = _find(model)
     rep = _subsample(
         check_windows(representative, tuple(model.inputs[0].shape[1:])), max_windows, seed
     )
     q = qat_model(model)
-    masks = pruning.masks_from_weights(q)
-
-    class Ranges(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-            set_ranges(q, activation_ranges(models.fastgrnn_params(q), rep))
-
-    Ranges().on_epoch_begin(0)
-    result = training.train(
-        q, train, val, epochs=epochs, batch_size=batch_size, lr=lr, schedule="cosine",
-        seed=seed, augment=augment, progress=False,
-        callbacks=[Ranges(), pruning.GlobalPruningCallback(None, masks=masks)],
-    )
+    result = _qat_finetune(
+        q, lambda: set_ranges(q, activation_ranges(models.fastgrnn_params(q), rep)),
+        train, val, epochs=epochs, batch_size=batch_size, lr=lr, augment=augment, seed=seed)
     plain = keras.models.clone_model(model)
     plain.set_weights(model.get_weights())
     copy_weights(q, plain)
@@ -311,25 +332,27 @@ def _cnn_qat_classes() -> dict[str, type]:
     import tensorflow as tf
     import tf_keras as keras
 
-    def fq_w(w: Any) -> Any:
-        axes = list(range(len(w.shape) - 1))
-        m = tf.stop_gradient(tf.maximum(tf.reduce_max(tf.abs(w), axis=axes), 1e-12))
-        return tf.quantization.fake_quant_with_min_max_vars_per_channel(
-            w, -m, m, num_bits=8, narrow_range=True
-        )
+    fq_w = _fake_quant_weights
 
     class _Ranged:
-        """Mixin: int8 fake quantisation of the layer's output (and input) on ranges held
-        in non-trainable variables; ``on`` = 0 turns it off (calibration passes)."""
+        """Mixin: int8 fake quantisation of the layer's output (and, with
+        ``quantize_input``, its input) on ranges held in non-trainable variables;
+        ``q_on`` = 0 turns it off (calibration passes)."""
 
-        def _add_ranges(self, with_input: bool) -> None:
+        def __init__(self, *a: Any, quantize_input: bool = False, **kw: Any) -> None:
+            super().__init__(*a, **kw)
+            self.quantize_input = quantize_input
+
+        def build(self, input_shape: Any) -> None:
+            super().build(input_shape)
+
             def var(name: str, init: str) -> Any:
                 return self.add_weight(name=name, shape=(), trainable=False, initializer=init)
 
             self.q_on = var("q_on", "ones")
             self.out_lo, self.out_hi = var("out_min", "zeros"), var("out_max", "ones")
             self.in_lo = self.in_hi = None
-            if with_input:
+            if self.quantize_input:
                 self.in_lo, self.in_hi = var("in_min", "zeros"), var("in_max", "ones")
 
         def _fq(self, v: Any, lo: Any, hi: Any) -> Any:
@@ -337,14 +360,6 @@ def _cnn_qat_classes() -> dict[str, type]:
             return self.q_on * q + (1.0 - self.q_on) * v
 
     class QATConv1D(_Ranged, keras.layers.Conv1D):
-        def __init__(self, *a: Any, quantize_input: bool = False, **kw: Any) -> None:
-            super().__init__(*a, **kw)
-            self.quantize_input = quantize_input
-
-        def build(self, input_shape: Any) -> None:
-            super().build(input_shape)
-            self._add_ranges(self.quantize_input)
-
         def convolution_op(self, inputs: Any, kernel: Any) -> Any:
             k = self.q_on * fq_w(kernel) + (1.0 - self.q_on) * kernel
             return super().convolution_op(inputs, k)
@@ -355,14 +370,6 @@ def _cnn_qat_classes() -> dict[str, type]:
             return self._fq(super().call(inputs), self.out_lo, self.out_hi)
 
     class QATDense(_Ranged, keras.layers.Dense):
-        def __init__(self, *a: Any, quantize_input: bool = False, **kw: Any) -> None:
-            super().__init__(*a, **kw)
-            self.quantize_input = quantize_input
-
-        def build(self, input_shape: Any) -> None:
-            super().build(input_shape)
-            self._add_ranges(self.quantize_input)
-
         def call(self, inputs: Any) -> Any:
             if self.in_lo is not None:
                 inputs = self._fq(inputs, self.in_lo, self.in_hi)
@@ -373,10 +380,6 @@ def _cnn_qat_classes() -> dict[str, type]:
             return self._fq(out, self.out_lo, self.out_hi)
 
     class QATGlobalAveragePooling1D(_Ranged, keras.layers.GlobalAveragePooling1D):
-        def build(self, input_shape: Any) -> None:
-            super().build(input_shape)
-            self._add_ranges(False)
-
         def call(self, inputs: Any, mask: Any = None) -> Any:
             return self._fq(super().call(inputs), self.out_lo, self.out_hi)
 
@@ -489,23 +492,12 @@ def cnn_int8_finetune(
     """
     import tf_keras as keras
 
-    from edgeprune import pruning, training
     from export.tflite._convert import _input_shape, _subsample, check_windows
 
     rep = _subsample(check_windows(representative, _input_shape(model)), max_samples, seed)
     q = cnn_qat_model(model)
-    masks = pruning.masks_from_weights(q)
-
-    class Ranges(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-            calibrate_cnn(q, rep)
-
-    calibrate_cnn(q, rep)
-    result = training.train(
-        q, train, val, epochs=epochs, batch_size=batch_size, lr=lr, schedule="cosine",
-        seed=seed, augment=augment, progress=False,
-        callbacks=[Ranges(), pruning.GlobalPruningCallback(None, masks=masks)],
-    )
+    result = _qat_finetune(q, lambda: calibrate_cnn(q, rep), train, val, epochs=epochs,
+                           batch_size=batch_size, lr=lr, augment=augment, seed=seed)
     plain = keras.models.clone_model(model)
     plain.set_weights([w.numpy() for w in q.weights if not _is_range_var(w)])
     return plain, result
