@@ -1,10 +1,11 @@
 """``python -m edgeprune.bench kernels``: instructions, bytes and RAM of the C model kernels.
 
-Trains nothing. For each sparsity it takes FastGRNN (hidden 80, ranks 5/40, HAR-2 shape:
-d 9, 2 classes) with deterministic random weights (N(0, 0.3^2) for W1/W2, N(0, 0.1^2) for
-U1/U2, N(0, 1) for the classifier: the ``tests/test_cmodel.py`` model), prunes it with
-Global MP (``edgeprune.pruning.ranking.global_keep_masks`` over the five matrices, no
-Minimum Threshold), quantises it with ``export.cmodel.quantize_fastgrnn`` (default
+Trains nothing. For each sparsity it takes FastGRNN (hidden 80, ranks 5/40 unless
+``--hidden/--w-rank/--u-rank`` say otherwise; HAR-2 shape: d 9, 2 classes) with
+deterministic random weights (N(0, 0.3^2) for W1/W2, N(0, 0.1^2) for U1/U2, N(0, 1) for
+the classifier: at 80/5/40 the ``tests/test_cmodel.py`` model), prunes it with Global MP
+(``edgeprune.pruning.ranking.global_keep_masks`` over the five matrices, no Minimum
+Threshold), quantises it with ``export.cmodel.quantize_fastgrnn`` (default
 options unless given) on synthetic calibration windows, builds the firmware for the board
 (arm-none-eabi-gcc -Os) and runs it under QEMU. The result must agree bit for bit with
 the numpy reference, else the run fails.
@@ -13,8 +14,8 @@ JSON: ``rows`` (one per sparsity) with ``instructions_per_window`` (exact count 
 0 from a QEMU trace), ``instruction_profile`` (per function), ``model_bytes``,
 ``matrix_bytes``, ``formats`` ({matrix: [format, bytes]}), ``scratch_bytes``,
 ``predict_stack_bytes``, ``inference_ram_bytes`` (scratch + predict stack),
-``ram_bytes`` (firmware static RAM + stack high-water), ``code_bytes``; plus ``board``,
-``settings``, ``toolchain``.
+``ram_bytes`` (firmware static RAM + stack high-water), ``code_bytes``; plus ``model``
+(the architecture), ``board``, ``settings``, ``toolchain``.
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="quantize_fastgrnn speed_slack (default: its default)")
     p.add_argument("--matrix-budget", type=int, default=None,
                    help="quantize_fastgrnn matrix_budget in bytes (default: none)")
+    p.add_argument("--hidden", type=int, default=HIDDEN, help="hidden size (default %(default)s)")
+    p.add_argument("--w-rank", type=int, default=W_RANK,
+                   help="rank of W = W1 W2 (default %(default)s; 0 = full rank)")
+    p.add_argument("--u-rank", type=int, default=U_RANK,
+                   help="rank of U = U1 U2 (default %(default)s; 0 = full rank)")
     p.add_argument("--work-dir", default=None, help="keep the C models and firmware here")
     p.set_defaults(func=run)
     return p
@@ -65,19 +71,28 @@ def synthetic_windows(n: int, seed: int) -> np.ndarray:
     return (SYN_MEAN + SYN_STD * x * amp).astype(np.float32)
 
 
-def fastgrnn_params(sparsity: float, seed: int) -> dict[str, Any]:
-    """FastGRNN 80/5/40 parameters, Global-MP-pruned to ``sparsity`` (deterministic)."""
+def fastgrnn_params(sparsity: float, seed: int, hidden: int = HIDDEN, w_rank: int = W_RANK,
+                    u_rank: int = U_RANK) -> dict[str, Any]:
+    """FastGRNN hidden/w_rank/u_rank parameters (default 80/5/40; rank 0 = one full-rank
+    matrix W or U), Global-MP-pruned to ``sparsity`` (deterministic)."""
     from edgeprune.pruning.ranking import global_keep_masks
 
     r = np.random.default_rng(seed)
-    mats = {"W1": r.normal(0, 0.3, (D, W_RANK)), "W2": r.normal(0, 0.3, (W_RANK, HIDDEN)),
-            "U1": r.normal(0, 0.1, (HIDDEN, U_RANK)), "U2": r.normal(0, 0.1, (U_RANK, HIDDEN)),
-            "dense_kernel": r.normal(0, 1.0, (HIDDEN, CLASSES))}
+    mats: dict[str, np.ndarray] = {}
+    if w_rank:
+        mats.update(W1=r.normal(0, 0.3, (D, w_rank)), W2=r.normal(0, 0.3, (w_rank, hidden)))
+    else:
+        mats["W"] = r.normal(0, 0.3, (D, hidden))
+    if u_rank:
+        mats.update(U1=r.normal(0, 0.1, (hidden, u_rank)), U2=r.normal(0, 0.1, (u_rank, hidden)))
+    else:
+        mats["U"] = r.normal(0, 0.1, (hidden, hidden))
+    mats["dense_kernel"] = r.normal(0, 1.0, (hidden, CLASSES))
     keep = global_keep_masks([np.abs(v) for v in mats.values()], sparsity)
     p: dict[str, Any] = {k: np.where(m, v, 0.0).astype(np.float32)
                          for (k, v), m in zip(mats.items(), keep, strict=True)}
-    p.update(bias_gate=(1 + r.normal(0, 0.5, HIDDEN)).astype(np.float32),
-             bias_update=r.normal(0, 0.5, HIDDEN).astype(np.float32),
+    p.update(bias_gate=(1 + r.normal(0, 0.5, hidden)).astype(np.float32),
+             bias_update=r.normal(0, 0.5, hidden).astype(np.float32),
              zeta=np.float32(1.0), nu=np.float32(-4.0),
              dense_bias=np.zeros(CLASSES, np.float32),
              gate_nonlinearity="sigmoid", update_nonlinearity="tanh")
@@ -85,12 +100,14 @@ def fastgrnn_params(sparsity: float, seed: int) -> dict[str, Any]:
 
 
 def measure(sparsity: float, seed: int, board: str, work: pathlib.Path, windows: int = 2,
-            quant_options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One row of the benchmark: build, run (bit-exact check) and measure one model."""
+            quant_options: dict[str, Any] | None = None,
+            arch: tuple[int, int, int] = (HIDDEN, W_RANK, U_RANK)) -> dict[str, Any]:
+    """One row of the benchmark: build, run (bit-exact check) and measure one model
+    (``arch`` = hidden, w_rank, u_rank)."""
     from edgeprune import firmware
     from export import cmodel
 
-    params = fastgrnn_params(sparsity, seed)
+    params = fastgrnn_params(sparsity, seed, *arch)
     cal = synthetic_windows(64, seed=seed)
     im = cmodel.quantize_fastgrnn(params, SYN_MEAN, SYN_STD, cal, **(quant_options or {}))
     tag = f"s{round(sparsity * 100):03d}"
@@ -140,13 +157,18 @@ def run(args: argparse.Namespace) -> int:
         options["speed_slack"] = args.speed_slack
     if args.matrix_budget is not None:
         options["matrix_budget"] = args.matrix_budget
+    arch = (args.hidden, args.w_rank, args.u_rank)
+    if args.hidden < 1 or args.w_rank < 0 or args.u_rank < 0:
+        print("--hidden must be >= 1 and --w-rank/--u-rank >= 0", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory(prefix="ep_bench_kernels_") as tmp:
         work = pathlib.Path(args.work_dir or tmp)
-        rows = [measure(s, args.seed, args.board, work, args.windows, options)
+        rows = [measure(s, args.seed, args.board, work, args.windows, options, arch)
                 for s in sparsities]
     out = {
         "benchmark": "kernels",
-        "model": {"family": "fastgrnn", "hidden": HIDDEN, "w_rank": W_RANK, "u_rank": U_RANK,
+        "model": {"family": "fastgrnn", "hidden": args.hidden, "w_rank": args.w_rank,
+                  "u_rank": args.u_rank,
                   "input_dim": D, "classes": CLASSES, "steps": 128,
                   "weights": "deterministic random N(0, 0.3/0.3/0.1/0.1/1.0), Global MP"},
         "board": args.board,

@@ -4,6 +4,8 @@
  */
 #include "ep_kernels.h"
 
+#include <string.h>
+
 /*
  * Cortex-M4/M7/M33 DSP extension: dense rows take four int8 x int16 products per two
  * SMLAD. The int32 sum is the same as the portable loop's (the generator guarantees that
@@ -12,7 +14,6 @@
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(__ARM_BIG_ENDIAN) && \
     !defined(EP_NO_DSP)
 #include <arm_acle.h>
-#include <string.h>
 #define EP_USE_DSP 1
 #else
 #define EP_USE_DSP 0
@@ -22,9 +23,23 @@
 #define EP_INLINE static inline __attribute__((always_inline))
 #define EP_NOINLINE static __attribute__((noinline))
 #define EP_CTZ(v) ((unsigned)__builtin_ctz(v))
+#define EP_UNREACHABLE __builtin_unreachable()
+/* hides a value from the optimiser (keeps a constant in a register) */
+#define EP_OPAQUE(v) __asm__("" : "+r"(v))
+#if defined(__has_attribute)
+#if __has_attribute(fallthrough)
+#define EP_FALLTHROUGH __attribute__((fallthrough))
+#endif
+#endif
+#ifndef EP_FALLTHROUGH
+#define EP_FALLTHROUGH ((void)0)
+#endif
 #else
 #define EP_INLINE static inline
 #define EP_NOINLINE static
+#define EP_FALLTHROUGH ((void)0)
+#define EP_UNREACHABLE ((void)0)
+#define EP_OPAQUE(v) ((void)0)
 /* trailing zeros of a nonzero value */
 static unsigned EP_CTZ(uint32_t v)
 {
@@ -289,28 +304,93 @@ EP_NOINLINE void ep_rows_csr8(ep_cursor_t *k, unsigned n, const int16_t *x, int3
     k->w = w;
 }
 
+/*
+ * One csr8n row of c <= 15 nonzeros into *yp: a single jump into an unrolled run of 15
+ * multiply-adds (Duff's device) that ends with the store; moves w and col.
+ */
+#define EP_CT sum += (int32_t)*w++ * x[*col++]
+#define EP_ROW_CSR15(c, yp) \
+    sum = 0; \
+    EP_OPAQUE(sum); \
+    switch (c) { \
+    case 15: \
+        EP_CT; \
+        EP_FALLTHROUGH; \
+    case 14: \
+        EP_CT; \
+        EP_FALLTHROUGH; \
+    case 13: \
+        EP_CT; \
+        EP_FALLTHROUGH; \
+    case 12: \
+        EP_CT; \
+        EP_FALLTHROUGH; \
+    case 11: \
+        EP_CT; \
+        EP_FALLTHROUGH; \
+    case 10: \
+        EP_CT; \
+        EP_FALLTHROUGH; \
+    case 9: \
+        EP_CT; \
+        EP_FALLTHROUGH; \
+    case 8: \
+        EP_CT; \
+        EP_FALLTHROUGH; \
+    case 7: \
+        EP_CT; \
+        EP_FALLTHROUGH; \
+    case 6: \
+        EP_CT; \
+        EP_FALLTHROUGH; \
+    case 5: \
+        EP_CT; \
+        EP_FALLTHROUGH; \
+    case 4: \
+        EP_CT; \
+        EP_FALLTHROUGH; \
+    case 3: \
+        EP_CT; \
+        EP_FALLTHROUGH; \
+    case 2: \
+        EP_CT; \
+        EP_FALLTHROUGH; \
+    case 1: \
+        EP_CT; \
+        EP_FALLTHROUGH; \
+    case 0: \
+        *(yp) = sum; \
+        break; \
+    default: /* c <= 15 */ \
+        EP_UNREACHABLE; \
+    }
+
 EP_NOINLINE void ep_rows_csr8n(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
 {
     const int8_t *w = k->w;
     const uint8_t *count = (const uint8_t *)k->cnt;
     const uint8_t *col = (const uint8_t *)k->col;
-    int32_t *const yend = y + n;
+    unsigned pairs;
     if (n == 0u) {
         return;
     }
     if (k->bits) { /* the block starts at a high nibble */
         *y++ = ep_dot_csr8(&w, &col, x, (unsigned)*count++ >> 4);
+        n--;
     }
-    while (yend - y >= 2) { /* two rows per count byte */
-        const unsigned c = *count++;
-        y[0] = ep_dot_csr8(&w, &col, x, c & 15u);
-        y[1] = ep_dot_csr8(&w, &col, x, c >> 4);
-        y += 2;
+    pairs = n >> 1;
+    if (pairs != 0u) {
+        do { /* two rows per count byte */
+            const unsigned c = *count++;
+            int32_t sum;
+            EP_ROW_CSR15(c & 15u, y)
+            EP_ROW_CSR15(c >> 4, y + 1)
+            y += 2;
+        } while (--pairs != 0u);
     }
-    k->bits = 0u;
-    if (y != yend) {
+    k->bits = n & 1u;
+    if (n & 1u) {
         *y = ep_dot_csr8(&w, &col, x, *count & 15u);
-        k->bits = 1u;
     }
     k->cnt = count;
     k->col = col;
@@ -788,7 +868,8 @@ typedef struct {
     unsigned hshift; /* 30 - h_frac - 1 (c is even: the product is halved first) */
     unsigned bg_shift, bu_shift;
     int fast; /* both requantised paths are below 2^30: their sum fits int32 */
-    int32_t mw, mu, rw, ru; /* fast path: requant multipliers, rounding 2^(shift-33) */
+    int32_t mw, mu, rw, ru; /* fast path: requant multipliers, rounding 2^(shift-33)
+                               (one of them + 8 in Q12, see ep_fast_pre) */
     unsigned sw, su;        /* fast path: shift - 32 */
     int32_t bgm, bum;       /* fast path: 2^bias shifts */
 } ep_upd_t;
@@ -861,44 +942,69 @@ EP_INLINE void ep_rq_rows(int32_t *t, unsigned n, int32_t mult, int shift)
 
 /*
  * The state update's fast path, for the default fixed point (pre_frac 12, the built-in
- * table, sigmoid gate, tanh update, h_max 32767, W and U requantisers with shift >= 33):
- * the requantisation of both paths is fused in, every shift, mask and clamp is a
- * constant, and the signed table (ep_sig_table, over [-8, 8]) needs no |x| and no sign
- * fix. The same values as ep_rq_rows + ep_update (tested bit-exact).
+ * table, sigmoid gate, tanh update, h_max 32767, W and U requantisers with shift >= 33,
+ * bias shifts <= 16, one of the two requantiser shifts <= 46): the requantisation of both
+ * paths is fused in, every shift, mask and clamp is a constant, and the signed table
+ * (ep_sig_table, over [-8, 8]) needs no |x| and no sign fix. The same values as
+ * ep_rq_rows + ep_update (tested bit-exact):
+ *   - pre + 8 (Q12) comes out of the requantisers: 8 = 2^15 added to the rounding
+ *     constant of one path as 2^(15 + shift - 32) (a multiple of its divisor, so exact);
+ *   - the clamp of pre to [-2^24, 2^24 - 1] is left out: each requantised path is at most
+ *     2^29 + 1 in size (|acc * mult| < 2^62, shift - 32 >= 1), and a bias of at most
+ *     128 * 2^16 = 2^23 cannot bring a pre beyond the clamp back into the table's range
+ *     ([-8, 8) for the gate, [-4, 4) for the update), so both indices are the same;
+ *   - the table interpolation y0 (2048 - f) + y1 f + 1024 over segment i (a = 2048 i + f)
+ *     is dy a + C[i] with dy = y1 - y0, C[i] = (y0 - dy i) 2048 + 1024 (ep_sig_lin).
+ * Blocks are walked two rows at a time (LDRD/STRD pairs), an odd last row alone.
  */
 #define EP_FAST_PRE_FRAC 12u
 #define EP_FAST_OFFSET 32768 /* 8 in Q12: table index 0 */
 
+/* ep_sig_table per segment i: {y[i+1] - y[i], (y[i] - (y[i+1] - y[i]) i) 2048 + 1024}. */
+static const int32_t ep_sig_lin[32][2] = {
+    {7, 23552}, {12, 13312}, {19, -15360}, {32, -95232}, {52, -259072}, {86, -607232},
+    {141, -1283072}, {229, -2544640}, {372, -4887552}, {593, -8961024}, {932, -15903744},
+    {1420, -26897408}, {2072, -42920960}, {2835, -63235072}, {3558, -83964928},
+    {4013, -97942528}, {4013, -97942528}, {3558, -82101248}, {2835, -55448576},
+    {2072, -25758720}, {1420, 947200}, {932, 21935104}, {593, 37209088}, {372, 47619072},
+    {229, 54647808}, {141, 59153408}, {86, 62082048}, {52, 63962112}, {32, 65108992},
+    {19, 65881088}, {12, 66311168}, {7, 66628608}
+};
+
+/*
+ * Two int32 at p + k (p 4-byte aligned, k a constant 0 .. 255) in one load / store
+ * (LDRD / STRD on DSP cores).
+ */
+#if EP_USE_DSP
+#define EP_LD2(p, k, a, b) \
+    __asm__("ldrd %0, %1, [%2, #%c3]" : "=r"(a), "=r"(b) \
+            : "r"(p), "n"(4 * (k)), "m"(*(const int32_t(*)[2])((p) + (k))))
+#define EP_ST2(p, k, a, b) \
+    __asm__("strd %1, %2, [%3, #%c4]" : "=m"(*(int32_t(*)[2])((p) + (k))) \
+            : "r"(a), "r"(b), "r"(p), "n"(4 * (k)))
+#else
+#define EP_LD2(p, k, a, b) ((a) = (p)[k], (b) = (p)[(k) + 1])
+#define EP_ST2(p, k, a, b) ((p)[k] = (a), (p)[(k) + 1] = (b))
+#endif
+
 /* ep_sig_table interpolated at 0 <= a < 2^16 (Q12 over [-8, 8), 2 entries per unit). */
 EP_INLINE int32_t ep_lut_fast(uint32_t a)
 {
-    const uint32_t i = a >> 11, f = a & 2047u;
-#if EP_USE_DSP
-    /* y0 (2048 - f) + y1 f in one SMLAD; entries are < 2^15 */
-    uint32_t pair;
-    memcpy(&pair, ep_sig_table + i, 4);
-    return __smlad((int32_t)pair, (int32_t)(f * 65535u + 2048u), 1024) >> 11;
-#else
-    return ((int32_t)ep_sig_table[i] * (int32_t)(2048u - f) +
-            (int32_t)ep_sig_table[i + 1] * (int32_t)f + 1024) >> 11;
-#endif
+    const int32_t *e = ep_sig_lin[a >> 11];
+    int32_t dy, c;
+    EP_LD2(e, 0, dy, c);
+    return (dy * (int32_t)a + c) >> 11;
 }
 
-EP_INLINE int32_t ep_sat_pre(int32_t v) /* clamp to [-2^24, 2^24 - 1] */
+/* acc + ((a * b) >> 32) (SMMLA); the caller keeps the sum within int32. */
+EP_INLINE int32_t ep_smmla(int32_t a, int32_t b, int32_t acc)
 {
 #if EP_USE_DSP
-    return __ssat(v, 25);
+    int32_t r;
+    __asm__("smmla %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
 #else
-    return ep_clamp32(v, -EP_PRE_LIMIT, EP_PRE_LIMIT - 1);
-#endif
-}
-
-EP_INLINE int16_t ep_sat16_fast(int32_t v)
-{
-#if EP_USE_DSP
-    return (int16_t)__ssat(v, 16);
-#else
-    return ep_sat16_i(v);
+    return acc + (int32_t)(((int64_t)a * b) >> 32);
 #endif
 }
 
@@ -910,21 +1016,40 @@ EP_INLINE int16_t ep_sat16_fast(int32_t v)
 #define EP_SSAT18(v) ep_clamp32((v), -131072, 131071)
 #endif
 
+EP_INLINE int16_t ep_sat16_fast(int32_t v)
+{
+#if EP_USE_DSP
+    return (int16_t)__ssat(v, 16);
+#else
+    return ep_sat16_i(v);
+#endif
+}
+
 /*
  * Three passes over a block of n >= 1 rows, each its own function (few live constants, so
  * no spills); t holds tw[EP_ROW_BLOCK] then tu[EP_ROW_BLOCK] (the step's work area).
- * 1: pre + 8 = clamp(rq(tw) + rq(tu)) + 8 (Q12) -> tw.
+ * 1: pre + 8 = rq(tw) + rq(tu) + 8 (Q12) -> tw.
  */
-EP_NOINLINE void ep_fast_pre(int32_t *t, int32_t *const tend, int32_t mw, int32_t mu,
-                             const ep_upd_t *u)
+#define EP_FAST_PRE(w, u) ((ep_smmla(w, mw, rw) >> sw) + (ep_smmla(u, mu, ru) >> su))
+EP_NOINLINE void ep_fast_pre(int32_t *t, unsigned n, const ep_upd_t *u)
 {
-    const int32_t rw = u->rw, ru = u->ru;
+    const int32_t mw = u->mw, mu = u->mu, rw = u->rw, ru = u->ru;
     const unsigned sw = u->sw, su = u->su;
-    do {
-        *t = ep_sat_pre((((int32_t)(((int64_t)t[0] * mw) >> 32) + rw) >> sw) +
-                        (((int32_t)(((int64_t)t[EP_ROW_BLOCK] * mu) >> 32) + ru) >> su)) +
-             EP_FAST_OFFSET;
-    } while (++t != tend);
+    unsigned pairs = n >> 1;
+    if (pairs != 0u) {
+        do {
+            int32_t w0, w1, u0, u1;
+            EP_LD2(t, 0, w0, w1);
+            EP_LD2(t, EP_ROW_BLOCK, u0, u1);
+            w0 = EP_FAST_PRE(w0, u0);
+            w1 = EP_FAST_PRE(w1, u1);
+            EP_ST2(t, 0, w0, w1);
+            t += 2;
+        } while (--pairs != 0u);
+    }
+    if (n & 1u) {
+        t[0] = EP_FAST_PRE(t[0], t[EP_ROW_BLOCK]);
+    }
 }
 
 /*
@@ -932,33 +1057,37 @@ EP_NOINLINE void ep_fast_pre(int32_t *t, int32_t *const tend, int32_t mw, int32_
  * table index of x is clamp(x + 8, 0, 16 - 2^-12). For 2 v: 2 v + 8 = 2 (v + 8) - 8, with
  * v + 8 first clamped to +-32 (no overflow; beyond it the index clamps anyway).
  */
-EP_NOINLINE void ep_fast_gates(int32_t *t, int32_t *const tend, const int8_t *bg,
-                               const int8_t *bu, const ep_upd_t *u)
+#define EP_FAST_Z(pre, b) ep_lut_fast(EP_USAT16((pre) + (b) * bgm))
+#define EP_FAST_C(pre, b) \
+    (ep_lut_fast(EP_USAT16(2 * EP_SSAT18((pre) + (b) * bum) - EP_FAST_OFFSET)) - 16384)
+EP_NOINLINE void ep_fast_gates(int32_t *t, unsigned n, const int8_t *bg, const int8_t *bu,
+                               const ep_upd_t *u)
 {
     const int32_t bgm = u->bgm, bum = u->bum;
+    int32_t *const tend = t + n;
     do {
-        const int32_t pre = *t;
-        const int32_t g = pre + *bg++ * bgm;
-        const int32_t v = EP_SSAT18(pre + *bu++ * bum);
-        t[0] = ep_lut_fast(EP_USAT16(g));
-        t[EP_ROW_BLOCK] = ep_lut_fast(EP_USAT16(2 * v - EP_FAST_OFFSET)) - 16384;
-    } while (++t != tend);
+        const int32_t p0 = *t;
+        t[EP_ROW_BLOCK] = EP_FAST_C(p0, *bu++);
+        *t++ = EP_FAST_Z(p0, *bg++);
+    } while (t != tend);
 }
 
 /* 3: h = z h + (sigmoid(zeta) (1 - z) + sigmoid(nu)) c. */
-EP_NOINLINE void ep_fast_state(const int32_t *t, const int32_t *const tend, int16_t *h,
-                               const ep_upd_t *u)
+EP_NOINLINE void ep_fast_state(const int32_t *t, unsigned n, int16_t *h, const ep_upd_t *u)
 {
     const int32_t zeta = u->zeta, kz = u->zeta * 32768 + 16384, nu = u->nu;
     const int32_t hround = u->hround;
     const unsigned hshift = u->hshift;
+    const int32_t *const tend = t + n;
+    int32_t k16 = 16384;
+    EP_OPAQUE(k16); /* in a register: one MLA for z h + 16384 */
     do {
-        const int32_t z = t[0];
-        const int32_t coef = ((kz - zeta * z) >> 15) + nu;
-        *h = ep_sat16_fast(((z * *h + 16384) >> 15) +
-                           ((coef * t[EP_ROW_BLOCK] + hround) >> hshift));
+        const int32_t z = *t++;
+        *h = ep_sat16_fast(((z * *h + k16) >> 15) +
+                           (((((kz - zeta * z) >> 15) + nu) * t[EP_ROW_BLOCK - 1] + hround) >>
+                            hshift));
         h++;
-    } while (++t != tend);
+    } while (t != tend);
 }
 
 /* out[i] = sat16(ep_requant(t[i], mult, shift)) for i < n, the shift test hoisted. */
@@ -1062,22 +1191,28 @@ void ep_fastgrnn_step(const ep_fastgrnn_t *p, const int16_t *raw, int16_t *h, vo
     u.bg_shift = p->bias_gate_shift;
     u.bu_shift = p->bias_update_shift;
     if (u.fast && upd == ep_update_sig_tanh && p->pre_frac == EP_FAST_PRE_FRAC &&
-        p->lut_off == EP_LUT_BUILTIN && p->h_max == INT16_MAX) {
+        p->lut_off == EP_LUT_BUILTIN && p->h_max == INT16_MAX && u.bg_shift <= 16u &&
+        u.bu_shift <= 16u && (p->rq_shift[EP_RQ_W] <= 46u || p->rq_shift[EP_RQ_U] <= 46u)) {
         u.mw = p->rq_mult[EP_RQ_W];
         u.mu = p->rq_mult[EP_RQ_U];
-        u.rw = (int32_t)1 << (p->rq_shift[EP_RQ_W] - 33u);
-        u.ru = (int32_t)1 << (p->rq_shift[EP_RQ_U] - 33u);
         u.sw = p->rq_shift[EP_RQ_W] - 32u;
         u.su = p->rq_shift[EP_RQ_U] - 32u;
+        u.rw = (int32_t)1 << (u.sw - 1u);
+        u.ru = (int32_t)1 << (u.su - 1u);
+        if (u.sw <= 14u) { /* + 8 in Q12 through one path's rounding (see ep_fast_pre) */
+            u.rw += (int32_t)EP_FAST_OFFSET << u.sw;
+        } else {
+            u.ru += (int32_t)EP_FAST_OFFSET << u.su;
+        }
         u.bgm = (int32_t)1 << u.bg_shift;
         u.bum = (int32_t)1 << u.bu_shift;
         for (r0 = 0; r0 < H; r0 += n) {
             n = H - r0 < EP_ROW_BLOCK ? H - r0 : EP_ROW_BLOCK;
             ep_rows(&kw, n, xin, tw);
             ep_rows(&ku, n, v, tu);
-            ep_fast_pre(tw, tw + n, u.mw, u.mu, &u);
-            ep_fast_gates(tw, tw + n, u.bias_gate + r0, u.bias_update + r0, &u);
-            ep_fast_state(tw, tw + n, h + r0, &u);
+            ep_fast_pre(tw, n, &u);
+            ep_fast_gates(tw, n, u.bias_gate + r0, u.bias_update + r0, &u);
+            ep_fast_state(tw, n, h + r0, &u);
         }
         return;
     }
