@@ -232,6 +232,38 @@ def _current_lr(opt: keras.optimizers.Optimizer) -> float:
     return float(tf.convert_to_tensor(lr))
 
 
+def distillation_step(
+    model: keras.Model, teacher: keras.Model, alpha: float = 0.5, temperature: float = 2.0
+) -> Callable[[Any], dict[str, Any]]:
+    """A Keras ``train_step`` for ``model`` minimising knowledge distillation (Hinton et
+    al. 2015): ``alpha * CE(labels, student) + (1 - alpha) * T**2 * KL(softmax(teacher /
+    T) || softmax(student / T))`` with ``T = temperature``; the teacher is not trained.
+    Both models output logits. Used by ``train(teacher=...)``, e.g. to fine-tune a pruned
+    network towards its dense parent."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"distill_alpha={alpha!r} is invalid; must be in [0, 1]")
+    if not temperature > 0:
+        raise ValueError(f"temperature={temperature!r} is invalid; must be > 0")
+    if tuple(teacher.output_shape) != tuple(model.output_shape):
+        raise ValueError(f"teacher output shape {teacher.output_shape} differs from the "
+                         f"model's {model.output_shape}")
+    kl = keras.losses.KLDivergence()
+
+    def train_step(data: Any) -> dict[str, Any]:
+        x, y = data[0], data[1]
+        soft = tf.nn.softmax(teacher(x, training=False) / temperature)
+        with tf.GradientTape() as tape:
+            logits = model(x, training=True)
+            hard = model.compiled_loss(y, logits, regularization_losses=model.losses)
+            loss = alpha * hard + (1.0 - alpha) * temperature**2 * kl(
+                soft, tf.nn.softmax(logits / temperature))
+        model.optimizer.minimize(loss, model.trainable_variables, tape=tape)
+        model.compiled_metrics.update_state(y, logits)
+        return {m.name: m.result() for m in model.metrics}
+
+    return train_step
+
+
 def train(
     model: keras.Model,
     train_data: Any,
@@ -252,6 +284,9 @@ def train(
     deterministic: bool = True,
     augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
     warmup_epochs: int = 0,
+    teacher: keras.Model | None = None,
+    distill_alpha: float = 0.5,
+    temperature: float = 2.0,
 ) -> TrainResult:
     """Train ``model`` (logits, sparse integer labels) and restore its best-validation epoch.
 
@@ -264,7 +299,9 @@ def train(
     ``augment(x, rng)`` (e.g. ``jitter()``) transforms each epoch's shuffled training
     windows with a generator seeded by (seed, epoch), so resuming stays exact.
     ``warmup_epochs``: linear warm-up of the cosine schedule (see ``make_optimizer``),
-    capped at ``epochs - 1``.
+    capped at ``epochs - 1``. With a ``teacher`` (logits, same classes) the training
+    loss is knowledge distillation (``distillation_step``); the history's ``loss`` is
+    then its hard-label part.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0:
         raise ValueError(f"epochs={epochs!r} is invalid; must be a positive int")
@@ -273,6 +310,10 @@ def train(
     x, y = _as_xy(train_data, "train_data")
     xv, yv = _as_xy(val_data, "val_data")
     set_seed(seed, deterministic)
+    if teacher is not None:
+        model.train_step = distillation_step(model, teacher, distill_alpha, temperature)
+    elif "train_step" in vars(model):  # a distillation step left by an earlier call
+        del model.train_step
     steps = math.ceil(len(x) / batch_size)
     if optimizer is None:
         optimizer = make_optimizer(

@@ -184,3 +184,49 @@ def test_augment_from_builds_rotation_then_jitter():
         training.rotate(0.0, mean, std)
     with pytest.raises(ValueError, match="9-channel"):
         training.rotate(10.0, np.zeros(3), np.ones(3))
+
+
+def _inverted_teacher(t=16, d=4):
+    """A fixed model whose logits favour the opposite of ``_toy``'s label."""
+    inputs = keras.Input((t, d))
+    score = keras.layers.Lambda(lambda x: keras.backend.mean(x[:, :, 0], axis=1, keepdims=True)
+                                + 0.3 * x[:, -1, 1:2])(inputs)
+    logits = keras.layers.Lambda(lambda s: 20.0 * keras.backend.concatenate([s, -s]))(score)
+    return keras.Model(inputs, logits)
+
+
+def test_distillation_alpha_one_is_plain_training():
+    x, y = _toy(96)
+    plain = training.train(_model(), (x, y), (x, y), epochs=2, batch_size=32, seed=1,
+                           progress=False).history["loss"]
+    distilled = training.train(_model(), (x, y), (x, y), epochs=2, batch_size=32, seed=1,
+                               progress=False, teacher=_inverted_teacher(),
+                               distill_alpha=1.0).history["loss"]
+    np.testing.assert_allclose(distilled, plain, rtol=1e-6)
+
+
+def test_distillation_follows_the_teacher_not_the_labels():
+    x, y = _toy(384)
+    student = _model()  # validation scored on the teacher's answers: selection follows it too
+    training.train(student, (x, y), (x, 1 - y), epochs=12, batch_size=32, lr=1e-2, seed=0,
+                   progress=False, teacher=_inverted_teacher(), distill_alpha=0.0)
+    pred = np.argmax(student.predict(x, verbose=0), axis=1)
+    assert np.mean(pred == 1 - y) > 0.75  # the teacher's (inverted) answers, not y
+    plain = _model()  # a later call without a teacher trains on the labels again
+    training.train(plain, (x, y), (x, y), epochs=12, batch_size=32, lr=1e-2, seed=0,
+                   progress=False)
+    assert np.mean(np.argmax(plain.predict(x, verbose=0), axis=1) == y) > 0.75
+
+
+@pytest.mark.bad_input
+def test_bad_distillation_arguments():
+    x, y = _toy(64)
+    for kwargs, name in (({"distill_alpha": 1.5}, "distill_alpha"),
+                         ({"temperature": 0.0}, "temperature")):
+        with pytest.raises(ValueError, match=name):
+            training.train(_model(), (x, y), (x, y), epochs=1, progress=False,
+                           teacher=_inverted_teacher(), **kwargs)
+    three = keras.Sequential([keras.Input((16, 4)), keras.layers.Flatten(),
+                              keras.layers.Dense(3)])
+    with pytest.raises(ValueError, match="teacher output shape"):
+        training.train(_model(), (x, y), (x, y), epochs=1, progress=False, teacher=three)

@@ -40,6 +40,11 @@ TRY_SMALLER_ABOVE = 0.9
 # Full runs also fine-tune this sparsity when it fits: the paper's operating point, where
 # Global MP + MT usually keeps accuracy while the C model gets several times faster.
 HIGH_SPARSITY = 0.9
+# Pruning and fine-tuning distil from the dense parent (training.distillation_step).
+# Measured on UCI HAR-2 validation (C int8, FastGRNN 80/5/40, seed 0): 73% sparsity
+# 95.80% without -> 96.10% with alpha 0.5, T 2 (alpha 0, T 2: 95.35%); 90%: 93.60 -> 94.60%.
+DISTILL_ALPHA = 0.5
+DISTILL_TEMPERATURE = 2.0
 
 
 def select(tuned: list[dict[str, Any]], n_val: int) -> tuple[dict[str, Any], float]:
@@ -272,7 +277,8 @@ class Pipeline:
 
     def finetune(self, arch: Arch, sparsity: float) -> dict[str, Any]:
         """Gradual Global MP + MT (polynomial ramp from the dense model to ``sparsity``),
-        then fine-tuning with the masks held, selecting the epoch on validation."""
+        then fine-tuning with the masks held, selecting the epoch on validation; both
+        distil from the dense model (``DISTILL_ALPHA``, ``DISTILL_TEMPERATURE``)."""
         tag = f"pruned-{arch.label}-s{sparsity:.3f}"
 
         def compute() -> dict[str, Any]:
@@ -286,20 +292,22 @@ class Pipeline:
             mt = self.args.min_threshold
             augment = training.augment_from(defaults, self.ds.mean, self.ds.std)
             if sparsity > 0:
+                distill = {"teacher": self._load(arch, f"dense-{arch.label}"),
+                           "distill_alpha": DISTILL_ALPHA, "temperature": DISTILL_TEMPERATURE}
                 ramp = tfmot.sparsity.keras.PolynomialDecay(
                     0.0, sparsity, begin_step=0, end_step=max(steps * st.ramp_epochs - 1, 1),
                     frequency=max(steps // 4, 1))
                 training.train(model, train_xy, val_xy, epochs=st.ramp_epochs,
                                batch_size=batch, lr=st.finetune_lr, schedule="constant",
                                seed=self.args.seed, progress=False, augment=augment,
-                               callbacks=[pruning.GlobalPruningCallback(ramp, mt)])
+                               callbacks=[pruning.GlobalPruningCallback(ramp, mt)], **distill)
                 masks = pruning.make_masks(model, "global_mt", sparsity, mt, self.args.seed)
                 pruning.apply_masks(model, masks)
                 training.train(
                     model, train_xy, val_xy, epochs=st.finetune_epochs, batch_size=batch,
                     lr=st.finetune_lr, schedule="cosine", seed=self.args.seed, augment=augment,
                     checkpoint_dir=self.rd.path("checkpoints", tag, "x").parent,
-                    callbacks=[pruning.GlobalPruningCallback(None, mt, masks=masks)])
+                    callbacks=[pruning.GlobalPruningCallback(None, mt, masks=masks)], **distill)
             self._save_weights(model, tag)
             with tempfile.TemporaryDirectory(prefix="edgeprune-cand-") as tmp:
                 row = self._measure(model, Path(tmp))
