@@ -114,7 +114,10 @@ int32_t ep_requant(int32_t acc, int32_t mult, int shift)
  *                  (1: that gap starts in the high nibble)
  * rs = flat index of the next row's first element (bitmask).
  */
-typedef struct {
+typedef struct ep_cursor ep_cursor_t;
+struct ep_cursor {
+    /* the format's row walk (set by ep_cursor_init: one indirect call per block) */
+    void (*rows)(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y);
     const int8_t *w;
     const int8_t *wend;
     const uint8_t *idx;
@@ -126,8 +129,7 @@ typedef struct {
     uint32_t base;
     uint32_t rs;
     unsigned cols;
-    unsigned format;
-} ep_cursor_t;
+};
 
 #define EP_NONE_LEFT UINT32_MAX
 
@@ -138,6 +140,7 @@ typedef struct {
 #define EP_BM_TINY 0x84u  /* internal: bitmask with cols <= 5 */
 #define EP_BM_BYTES 0x85u /* internal: bitmask with cols > 24, a multiple of 8 */
 #define EP_RM_TINY 0x86u  /* internal: rowmask with cols <= 5 */
+#define EP_BM_NIB 0x87u   /* internal: bitmask as EP_BM_BYTES, >= 35% nonzero */
 
 /* bitmask: the next set bit at or after the current byte's remaining bits. */
 EP_INLINE uint32_t ep_bm_next(uint32_t *bits, uint32_t *base, const uint8_t **q,
@@ -155,8 +158,11 @@ EP_INLINE uint32_t ep_bm_next(uint32_t *bits, uint32_t *base, const uint8_t **q,
     return *base + EP_CTZ(b);
 }
 
-static void ep_cursor_init(ep_cursor_t *k, const ep_matrix_t *m)
+/* Sets up k at the first row of m; returns the format to walk it with (EP_FMT_* or an
+ * internal one). */
+static unsigned ep_cursor_setup(ep_cursor_t *k, const ep_matrix_t *m)
 {
+    unsigned format = m->format;
     k->w = m->values;
     k->wend = m->values;
     k->idx = (const uint8_t *)m->index;
@@ -168,10 +174,8 @@ static void ep_cursor_init(ep_cursor_t *k, const ep_matrix_t *m)
     k->base = 0u;
     k->rs = 0u;
     k->cols = m->cols;
-    k->format = m->format;
     if (m->nnz == 0u && m->format != EP_FMT_DENSE) {
-        k->format = EP_FMT_NONE; /* every row is zero; index/values may be NULL */
-        return;
+        return EP_FMT_NONE; /* every row is zero; index/values may be NULL */
     }
     switch (m->format) {
     case EP_FMT_CSR8:
@@ -182,7 +186,7 @@ static void ep_cursor_init(ep_cursor_t *k, const ep_matrix_t *m)
         break;
     case EP_FMT_ROWMASK:
         if (m->cols <= 5u) {
-            k->format = EP_RM_TINY;
+            format = EP_RM_TINY;
         }
         break;
     case EP_FMT_CSR8N: /* bits: the next count is the high nibble of *cnt */
@@ -190,11 +194,13 @@ static void ep_cursor_init(ep_cursor_t *k, const ep_matrix_t *m)
         break;
     case EP_FMT_BITMASK:
         if (m->cols <= 24u) { /* short rows: each row's bits taken whole (bits, base = count) */
-            k->format = m->cols <= 5u ? EP_BM_TINY : EP_BM_SHORT;
+            format = m->cols <= 5u ? EP_BM_TINY : EP_BM_SHORT;
             break;
         }
-        if ((m->cols & 7u) == 0u) { /* every row starts on a mask byte */
-            k->format = EP_BM_BYTES;
+        if ((m->cols & 7u) == 0u) { /* every row starts on a mask byte; nibbles from */
+            format = (uint64_t)m->nnz * 20u >= (uint64_t)m->rows * m->cols * 7u /* 35% */
+                         ? EP_BM_NIB
+                         : EP_BM_BYTES;
             break;
         }
         k->end = k->idx + ((uint32_t)m->rows * m->cols + 7u) / 8u;
@@ -222,6 +228,7 @@ static void ep_cursor_init(ep_cursor_t *k, const ep_matrix_t *m)
     default:
         break;
     }
+    return format;
 }
 
 /*
@@ -261,12 +268,68 @@ EP_NOINLINE int32_t ep_dot_dense(const int8_t *w, const int16_t *x, unsigned col
     return sum;
 }
 
+#if EP_USE_DSP
+/* SXTB16 of v rotated right by 8 (bytes 1 and 3), one instruction. */
+EP_INLINE int32_t ep_sxtb16_ror8(uint32_t v)
+{
+    int32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+}
+
+/*
+ * Two dense rows at once (w and w + cols): each pair of input words is loaded once for
+ * both rows. The same sums as ep_dot_dense's.
+ */
+EP_NOINLINE void ep_dot_dense2(const int8_t *w, unsigned cols, const int16_t *x, int32_t *y)
+{
+    int32_t s0 = 0, s1 = 0;
+    unsigned c, g = cols >> 3;
+#define EP_DENSE2_GROUP(o) \
+    do { \
+        uint32_t wa, wb, x01, x23; \
+        memcpy(&wa, w + (o), 4); \
+        memcpy(&wb, w + cols + (o), 4); \
+        memcpy(&x01, x + (o), 4); \
+        memcpy(&x23, x + (o) + 2, 4); \
+        s0 = __smlad(__sxtb16(wa), (int32_t)x01, s0); \
+        s1 = __smlad(__sxtb16(wb), (int32_t)x01, s1); \
+        s0 = __smlad(ep_sxtb16_ror8(wa), (int32_t)x23, s0); \
+        s1 = __smlad(ep_sxtb16_ror8(wb), (int32_t)x23, s1); \
+    } while (0)
+    for (; g != 0u; g--) { /* two groups of 4 columns per iteration */
+        EP_DENSE2_GROUP(0);
+        EP_DENSE2_GROUP(4);
+        w += 8;
+        x += 8;
+    }
+    if (cols & 4u) {
+        EP_DENSE2_GROUP(0);
+        w += 4;
+        x += 4;
+    }
+#undef EP_DENSE2_GROUP
+    for (c = 0; c < (cols & 3u); c++) {
+        s0 += (int32_t)w[c] * x[c];
+        s1 += (int32_t)w[cols + c] * x[c];
+    }
+    y[0] = s0;
+    y[1] = s1;
+}
+#endif
+
 EP_NOINLINE void ep_rows_dense(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
 {
     const unsigned cols = k->cols;
     const int8_t *w = k->w;
-    unsigned r;
-    for (r = 0; r < n; r++) {
+    unsigned r = 0;
+#if EP_USE_DSP
+    for (; r + 1u < n; r += 2u) {
+        ep_dot_dense2(w, cols, x, y + r);
+        w += 2u * cols;
+    }
+#endif
+    for (; r < n; r++) {
         y[r] = ep_dot_dense(w, x, cols);
         w += cols;
     }
@@ -577,6 +640,54 @@ EP_NOINLINE void ep_rows_bm_bytes(ep_cursor_t *k, unsigned n, const int16_t *x, 
     k->w = w;
 }
 
+/*
+ * The same rows when they are dense enough (EP_BM_NIB): each mask byte as two nibbles; a
+ * nibble's pattern selects its run of multiply-adds (one jump, x at fixed offsets).
+ */
+#define EP_BT(xp, c) sum += (int32_t)*w++ * (xp)[c]
+#define EP_NIBBLE(m, xp) \
+    switch (m) { \
+    case 0: break; \
+    case 1: EP_BT(xp, 0); break; \
+    case 2: EP_BT(xp, 1); break; \
+    case 3: EP_BT(xp, 0); EP_BT(xp, 1); break; \
+    case 4: EP_BT(xp, 2); break; \
+    case 5: EP_BT(xp, 0); EP_BT(xp, 2); break; \
+    case 6: EP_BT(xp, 1); EP_BT(xp, 2); break; \
+    case 7: EP_BT(xp, 0); EP_BT(xp, 1); EP_BT(xp, 2); break; \
+    case 8: EP_BT(xp, 3); break; \
+    case 9: EP_BT(xp, 0); EP_BT(xp, 3); break; \
+    case 10: EP_BT(xp, 1); EP_BT(xp, 3); break; \
+    case 11: EP_BT(xp, 0); EP_BT(xp, 1); EP_BT(xp, 3); break; \
+    case 12: EP_BT(xp, 2); EP_BT(xp, 3); break; \
+    case 13: EP_BT(xp, 0); EP_BT(xp, 2); EP_BT(xp, 3); break; \
+    case 14: EP_BT(xp, 1); EP_BT(xp, 2); EP_BT(xp, 3); break; \
+    case 15: EP_BT(xp, 0); EP_BT(xp, 1); EP_BT(xp, 2); EP_BT(xp, 3); break; \
+    default: /* m <= 15 */ \
+        EP_UNREACHABLE; \
+    }
+EP_NOINLINE void ep_rows_bm_nib(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
+{
+    const unsigned nb = k->cols >> 3;
+    const int8_t *w = k->w;
+    const uint8_t *q = k->idx;
+    int32_t *const yend = y + n;
+    while (y != yend) {
+        const uint8_t *const qend = q + nb;
+        const int16_t *xb = x;
+        int32_t sum = 0;
+        do {
+            const uint32_t b = *q++;
+            EP_NIBBLE(b & 15u, xb)
+            EP_NIBBLE(b >> 4, xb + 4)
+            xb += 8;
+        } while (q != qend);
+        *y++ = sum;
+    }
+    k->idx = q;
+    k->w = w;
+}
+
 /* Rowmask rows (one mask byte each). */
 EP_NOINLINE void ep_rows_rowmask(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
 {
@@ -599,7 +710,7 @@ EP_NOINLINE void ep_rows_rowmask(ep_cursor_t *k, unsigned n, const int16_t *x, i
 }
 
 /* Rowmask rows of at most 5 columns: x in registers, one jump per row. */
-EP_NOINLINE void ep_rows_rm_tiny(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
+__attribute__((optimize("O2"))) EP_NOINLINE void ep_rows_rm_tiny(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
 {
     const unsigned cols = k->cols;
     const int8_t *w = k->w;
@@ -708,49 +819,57 @@ EP_NOINLINE void ep_rows_zero(ep_cursor_t *k, unsigned n, const int16_t *x, int3
     }
 }
 
-/* y[i] = dot(row i of the cursor's next n rows, x); the cursor moves past them. Each
- * format has its own function (one per call, not per row), which keeps its loop's
- * variables in registers. */
-static void ep_rows(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
+/* The row walk of a cursor's format. Each format has its own function (one call per
+ * block of rows, not per row), which keeps its loop's variables in registers. */
+static void ep_cursor_init(ep_cursor_t *k, const ep_matrix_t *m)
 {
-    switch (k->format) {
+    switch (ep_cursor_setup(k, m)) {
     case EP_FMT_DENSE:
-        ep_rows_dense(k, n, x, y);
+        k->rows = ep_rows_dense;
         break;
     case EP_FMT_CSR8:
-        ep_rows_csr8(k, n, x, y);
+        k->rows = ep_rows_csr8;
         break;
     case EP_FMT_CSR16:
-        ep_rows_csr16(k, n, x, y);
+        k->rows = ep_rows_csr16;
         break;
     case EP_FMT_CSR8N:
-        ep_rows_csr8n(k, n, x, y);
+        k->rows = ep_rows_csr8n;
         break;
     case EP_FMT_BITMASK:
-        ep_rows_bitmask(k, n, x, y);
+        k->rows = ep_rows_bitmask;
         break;
     case EP_BM_SHORT:
-        ep_rows_bm_short(k, n, x, y);
+        k->rows = ep_rows_bm_short;
         break;
     case EP_BM_TINY:
-        ep_rows_bm_tiny(k, n, x, y);
+        k->rows = ep_rows_bm_tiny;
         break;
     case EP_BM_BYTES:
-        ep_rows_bm_bytes(k, n, x, y);
+        k->rows = ep_rows_bm_bytes;
+        break;
+    case EP_BM_NIB:
+        k->rows = ep_rows_bm_nib;
         break;
     case EP_FMT_ROWMASK:
-        ep_rows_rowmask(k, n, x, y);
+        k->rows = ep_rows_rowmask;
         break;
     case EP_RM_TINY:
-        ep_rows_rm_tiny(k, n, x, y);
+        k->rows = ep_rows_rm_tiny;
         break;
     case EP_FMT_RLE4:
-        ep_rows_rle4(k, n, x, y);
+        k->rows = ep_rows_rle4;
         break;
     default:
-        ep_rows_zero(k, n, x, y);
+        k->rows = ep_rows_zero;
         break;
     }
+}
+
+/* y[i] = dot(row i of the cursor's next n rows, x); the cursor moves past them. */
+EP_INLINE void ep_rows(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
+{
+    k->rows(k, n, x, y);
 }
 
 void ep_spmv(const ep_matrix_t *m, const int16_t *x, int32_t *y)
@@ -987,6 +1106,23 @@ static const int32_t ep_sig_lin[32][2] = {
 #define EP_ST2(p, k, a, b) ((p)[k] = (a), (p)[(k) + 1] = (b))
 #endif
 
+/*
+ * sigmoid(2 v) - 1/2 (Q15) as in ep_fast_gates: the table index 2 (v + 8) - 8, clamped to
+ * [0, 2^16 - 1], is 2 u with u = clamp(v + 8 - 4, 0, 2^15 - 1) except where u is 2^15 - 1
+ * and the index 2^16 - 1: both interpolate to 32757. Per segment i = u >> 10:
+ * {2 dy, C - 2^25} of ep_sig_lin (2^25 = 16384 * 2048).
+ */
+static const int32_t ep_tanh_lin[32][2] = {
+    {14, -33530880}, {24, -33541120}, {38, -33569792}, {64, -33649664}, {104, -33813504},
+    {172, -34161664}, {282, -34837504}, {458, -36099072}, {744, -38441984},
+    {1186, -42515456}, {1864, -49458176}, {2840, -60451840}, {4144, -76475392},
+    {5670, -96789504}, {7116, -117519360}, {8026, -131496960}, {8026, -131496960},
+    {7116, -115655680}, {5670, -89003008}, {4144, -59313152}, {2840, -32607232},
+    {1864, -11619328}, {1186, 3654656}, {744, 14064640}, {458, 21093376}, {282, 25598976},
+    {172, 28527616}, {104, 30407680}, {64, 31554560}, {38, 32326656}, {24, 32756736},
+    {14, 33074176}
+};
+
 /* ep_sig_table interpolated at 0 <= a < 2^16 (Q12 over [-8, 8), 2 entries per unit). */
 EP_INLINE int32_t ep_lut_fast(uint32_t a)
 {
@@ -994,6 +1130,15 @@ EP_INLINE int32_t ep_lut_fast(uint32_t a)
     int32_t dy, c;
     EP_LD2(e, 0, dy, c);
     return (dy * (int32_t)a + c) >> 11;
+}
+
+/* sigmoid(2 v) - 1/2 at u (see ep_tanh_lin), 0 <= u < 2^15. */
+EP_INLINE int32_t ep_half_tanh_fast(uint32_t u)
+{
+    const int32_t *e = ep_tanh_lin[u >> 10];
+    int32_t dy, c;
+    EP_LD2(e, 0, dy, c);
+    return (dy * (int32_t)u + c) >> 11;
 }
 
 /* acc + ((a * b) >> 32) (SMMLA); the caller keeps the sum within int32. */
@@ -1010,10 +1155,10 @@ EP_INLINE int32_t ep_smmla(int32_t a, int32_t b, int32_t acc)
 
 #if EP_USE_DSP
 #define EP_USAT16(v) ((uint32_t)__usat((v), 16))
-#define EP_SSAT18(v) __ssat((v), 18)
+#define EP_USAT15(v) ((uint32_t)__usat((v), 15))
 #else
 #define EP_USAT16(v) ((uint32_t)ep_clamp32((v), 0, 65535))
-#define EP_SSAT18(v) ep_clamp32((v), -131072, 131071)
+#define EP_USAT15(v) ((uint32_t)ep_clamp32((v), 0, 32767))
 #endif
 
 EP_INLINE int16_t ep_sat16_fast(int32_t v)
@@ -1054,12 +1199,10 @@ EP_NOINLINE void ep_fast_pre(int32_t *t, unsigned n, const ep_upd_t *u)
 
 /*
  * 2: z = sigmoid(g) -> tw, c / 2 = sigmoid(2 v) - 1/2 -> tu (g, v = pre + biases); the
- * table index of x is clamp(x + 8, 0, 16 - 2^-12). For 2 v: 2 v + 8 = 2 (v + 8) - 8, with
- * v + 8 first clamped to +-32 (no overflow; beyond it the index clamps anyway).
+ * table index of x is clamp(x + 8, 0, 16 - 2^-12); for 2 v see ep_tanh_lin.
  */
 #define EP_FAST_Z(pre, b) ep_lut_fast(EP_USAT16((pre) + (b) * bgm))
-#define EP_FAST_C(pre, b) \
-    (ep_lut_fast(EP_USAT16(2 * EP_SSAT18((pre) + (b) * bum) - EP_FAST_OFFSET)) - 16384)
+#define EP_FAST_C(pre, b) ep_half_tanh_fast(EP_USAT15((pre) + (b) * bum - 16384))
 EP_NOINLINE void ep_fast_gates(int32_t *t, unsigned n, const int8_t *bg, const int8_t *bu,
                                const ep_upd_t *u)
 {
@@ -1095,11 +1238,12 @@ EP_NOINLINE void ep_rq_sat16_rows(const int32_t *t, int16_t *out, unsigned n, in
                                   int shift)
 {
     unsigned i;
-    if (shift >= 33) {
+    if (shift >= 33) { /* |high word| <= 2^30, rounding <= 2^29: no overflow */
         const int32_t rnd = (int32_t)1 << (shift - 33);
         const unsigned sh = (unsigned)shift - 32u;
-        for (i = 0; i < n; i++) {
-            out[i] = ep_sat16_fast(((int32_t)(((int64_t)t[i] * mult) >> 32) + rnd) >> sh);
+        const int32_t *const tend = t + n;
+        while (t != tend) {
+            *out++ = ep_sat16_fast(ep_smmla(*t++, mult, rnd) >> sh);
         }
     } else {
         for (i = 0; i < n; i++) {
@@ -1123,25 +1267,68 @@ EP_UPDATE_FN(ep_update_qsig_tanh, EP_NL_QUANT_SIGM, EP_NL_TANH)
 EP_UPDATE_FN(ep_update_qsig_qtanh, EP_NL_QUANT_SIGM, EP_NL_QUANT_TANH)
 #undef EP_UPDATE_FN
 
-void ep_fastgrnn_step(const ep_fastgrnn_t *p, const int16_t *raw, int16_t *h, void *work)
+/* What a step needs besides the model: the state update's constants (ep_step_init). */
+typedef struct {
+    ep_upd_t u;
+    ep_update_fn upd;
+    int fast_path; /* the default fixed point's fast state update (see ep_fast_pre) */
+} ep_step_t;
+
+static void ep_step_init(ep_step_t *s, const ep_fastgrnn_t *p)
+{
+    ep_upd_t *const u = &s->u;
+    const int quant_gate = p->gate_nl == EP_NL_QUANT_SIGM;
+    s->upd = p->update_nl == EP_NL_QUANT_TANH
+                 ? (quant_gate ? ep_update_qsig_qtanh : ep_update_sig_qtanh)
+                 : (quant_gate ? ep_update_qsig_tanh : ep_update_sig_tanh);
+    ep_nl_init(&u->nl, p);
+    u->bias_gate = EP_POOL(p, int8_t, EP_POOL_I8) + p->bias_gate_off;
+    u->bias_update = EP_POOL(p, int8_t, EP_POOL_I8) + p->bias_update_off;
+    u->fast = p->rq_shift[EP_RQ_W] >= 33 && p->rq_shift[EP_RQ_U] >= 33;
+    u->hround = (int32_t)1 << (28 - p->h_frac);
+    u->hshift = 29u - p->h_frac;
+    u->zeta = p->zeta_q15;
+    u->nu = p->nu_q15;
+    u->h_max = p->h_max;
+    u->bg_shift = p->bias_gate_shift;
+    u->bu_shift = p->bias_update_shift;
+    s->fast_path = u->fast && s->upd == ep_update_sig_tanh &&
+                   p->pre_frac == EP_FAST_PRE_FRAC && p->lut_off == EP_LUT_BUILTIN &&
+                   p->h_max == INT16_MAX && u->bg_shift <= 16u && u->bu_shift <= 16u &&
+                   (p->rq_shift[EP_RQ_W] <= 46u || p->rq_shift[EP_RQ_U] <= 46u);
+    if (s->fast_path) {
+        u->mw = p->rq_mult[EP_RQ_W];
+        u->mu = p->rq_mult[EP_RQ_U];
+        u->sw = p->rq_shift[EP_RQ_W] - 32u;
+        u->su = p->rq_shift[EP_RQ_U] - 32u;
+        u->rw = (int32_t)1 << (u->sw - 1u);
+        u->ru = (int32_t)1 << (u->su - 1u);
+        if (u->sw <= 14u) { /* + 8 in Q12 through one path's rounding (see ep_fast_pre) */
+            u->rw += (int32_t)EP_FAST_OFFSET << u->sw;
+        } else {
+            u->ru += (int32_t)EP_FAST_OFFSET << u->su;
+        }
+        u->bgm = (int32_t)1 << u->bg_shift;
+        u->bum = (int32_t)1 << u->bu_shift;
+    }
+}
+
+EP_NOINLINE void ep_step_run(const ep_fastgrnn_t *p, const ep_step_t *s, const int16_t *raw,
+                             int16_t *h, void *work)
 {
     const unsigned H = p->hidden, d = p->input_dim, rw = p->w_rank, ru = p->u_rank;
     const int16_t *in_mult = EP_POOL(p, int16_t, EP_POOL_I16) + p->in_mult_off;
     const int16_t *in_mean = EP_POOL(p, int16_t, EP_POOL_I16) + p->in_mean_off;
     const int32_t in_round = (int32_t)1 << (p->in_shift - 1);
     const unsigned in_shift = p->in_shift;
+    const ep_upd_t *const u = &s->u;
     int32_t *tw = (int32_t *)work;
     int32_t *tu = tw + EP_ROW_BLOCK;
     int16_t *x = (int16_t *)(tu + EP_ROW_BLOCK);
     int16_t *a = x + d;
     int16_t *v = a + rw;
     const int16_t *xin = rw > 0 ? a : x;
-    const int quant_gate = p->gate_nl == EP_NL_QUANT_SIGM;
-    const ep_update_fn upd = p->update_nl == EP_NL_QUANT_TANH
-                                 ? (quant_gate ? ep_update_qsig_qtanh : ep_update_sig_qtanh)
-                                 : (quant_gate ? ep_update_qsig_tanh : ep_update_sig_tanh);
     ep_cursor_t kw, ku;
-    ep_upd_t u;
     unsigned i, r0, n;
 
     /* integer input normalisation: x = (raw - mean) / std in the input scale */
@@ -1179,40 +1366,14 @@ void ep_fastgrnn_step(const ep_fastgrnn_t *p, const int16_t *raw, int16_t *h, vo
         ep_cursor(&ku, p, &p->u1, H, H);
     }
     /* pre-activation, gates and state update, a block of rows at a time */
-    ep_nl_init(&u.nl, p);
-    u.bias_gate = EP_POOL(p, int8_t, EP_POOL_I8) + p->bias_gate_off;
-    u.bias_update = EP_POOL(p, int8_t, EP_POOL_I8) + p->bias_update_off;
-    u.fast = p->rq_shift[EP_RQ_W] >= 33 && p->rq_shift[EP_RQ_U] >= 33;
-    u.hround = (int32_t)1 << (28 - p->h_frac);
-    u.hshift = 29u - p->h_frac;
-    u.zeta = p->zeta_q15;
-    u.nu = p->nu_q15;
-    u.h_max = p->h_max;
-    u.bg_shift = p->bias_gate_shift;
-    u.bu_shift = p->bias_update_shift;
-    if (u.fast && upd == ep_update_sig_tanh && p->pre_frac == EP_FAST_PRE_FRAC &&
-        p->lut_off == EP_LUT_BUILTIN && p->h_max == INT16_MAX && u.bg_shift <= 16u &&
-        u.bu_shift <= 16u && (p->rq_shift[EP_RQ_W] <= 46u || p->rq_shift[EP_RQ_U] <= 46u)) {
-        u.mw = p->rq_mult[EP_RQ_W];
-        u.mu = p->rq_mult[EP_RQ_U];
-        u.sw = p->rq_shift[EP_RQ_W] - 32u;
-        u.su = p->rq_shift[EP_RQ_U] - 32u;
-        u.rw = (int32_t)1 << (u.sw - 1u);
-        u.ru = (int32_t)1 << (u.su - 1u);
-        if (u.sw <= 14u) { /* + 8 in Q12 through one path's rounding (see ep_fast_pre) */
-            u.rw += (int32_t)EP_FAST_OFFSET << u.sw;
-        } else {
-            u.ru += (int32_t)EP_FAST_OFFSET << u.su;
-        }
-        u.bgm = (int32_t)1 << u.bg_shift;
-        u.bum = (int32_t)1 << u.bu_shift;
+    if (s->fast_path) {
         for (r0 = 0; r0 < H; r0 += n) {
             n = H - r0 < EP_ROW_BLOCK ? H - r0 : EP_ROW_BLOCK;
             ep_rows(&kw, n, xin, tw);
             ep_rows(&ku, n, v, tu);
-            ep_fast_pre(tw, n, &u);
-            ep_fast_gates(tw, n, u.bias_gate + r0, u.bias_update + r0, &u);
-            ep_fast_state(tw, n, h + r0, &u);
+            ep_fast_pre(tw, n, u);
+            ep_fast_gates(tw, n, u->bias_gate + r0, u->bias_update + r0, u);
+            ep_fast_state(tw, n, h + r0, u);
         }
         return;
     }
@@ -1222,8 +1383,15 @@ void ep_fastgrnn_step(const ep_fastgrnn_t *p, const int16_t *raw, int16_t *h, vo
         ep_rows(&ku, n, v, tu);
         ep_rq_rows(tw, n, p->rq_mult[EP_RQ_W], p->rq_shift[EP_RQ_W]);
         ep_rq_rows(tu, n, p->rq_mult[EP_RQ_U], p->rq_shift[EP_RQ_U]);
-        upd(&u, tw, tu, h, r0, n);
+        s->upd(u, tw, tu, h, r0, n);
     }
+}
+
+void ep_fastgrnn_step(const ep_fastgrnn_t *p, const int16_t *raw, int16_t *h, void *work)
+{
+    ep_step_t s;
+    ep_step_init(&s, p);
+    ep_step_run(p, &s, raw, h, work);
 }
 
 /* The classifier: scores = dense h + bias (its own frame, not nested with the steps'). */
@@ -1250,13 +1418,15 @@ int ep_fastgrnn_predict(const ep_fastgrnn_t *p, const int16_t *window, uint16_t 
     const unsigned H = p->hidden;
     const unsigned work_bytes = EP_FASTGRNN_WORK_BYTES(p->input_dim, H, p->w_rank, p->u_rank);
     int16_t *h = (int16_t *)((uint8_t *)scratch + work_bytes);
+    ep_step_t s;
     unsigned i, t;
 
     for (i = 0; i < H; i++) {
         h[i] = 0;
     }
+    ep_step_init(&s, p); /* the step's constants, once */
     for (t = 0; t < steps; t++) {
-        ep_fastgrnn_step(p, window + (uint32_t)t * p->input_dim, h, scratch);
+        ep_step_run(p, &s, window + (uint32_t)t * p->input_dim, h, scratch);
     }
     return ep_fastgrnn_classify(p, h, scores);
 }

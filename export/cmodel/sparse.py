@@ -146,19 +146,20 @@ def pick_format(m: np.ndarray, speed_slack: float = 0.0) -> str:
 #: Instructions per ``y = M x`` on a Cortex-M4 (arm-none-eabi-gcc -Os), as
 #: (per nonzero, per row, per element) for each format, fitted to exact QEMU counts of
 #: the HAR-2 FastGRNN kernels. ``bitmask`` depends on the row length (kernels for
-#: rows of <= 5 and <= 24 columns, and for rows of a multiple of 8 columns); ``rle4`` is
-#: costed per 4-bit code instead.
+#: rows of <= 5 and <= 24 columns, and for rows of a multiple of 8 columns: by mask bit,
+#: or by nibble from 35% nonzeros on); ``rle4`` is costed per 4-bit code instead.
 COST_MODEL: dict[str, tuple[float, float, float]] = {
-    "dense": (0.0, 20.0, 2.75),
+    "dense": (0.0, 12.0, 2.0),
     "csr8": (6.0, 11.0, 0.0),
-    "csr8n": (6.0, 11.0, 0.0),
+    "csr8n": (4.0, 11.0, 0.0),
     "csr16": (7.0, 11.0, 0.0),
     "bitmask": (13.0, 10.0, 0.5),
     "bitmask/8": (8.0, 8.0, 0.625),
+    "bitmask/8n": (3.0, 6.0, 2.4),
     "bitmask<=24": (8.0, 13.0, 0.0),
     "bitmask<=5": (2.0, 25.0, 0.0),
     "rowmask": (8.0, 10.0, 0.0),
-    "rowmask<=5": (2.0, 14.0, 0.0),
+    "rowmask<=5": (2.0, 12.0, 0.0),
     "rle4": (0.0, 2.0, 0.0),
 }
 _RLE4_PER_CODE = 13.0
@@ -175,8 +176,8 @@ def estimate_instructions(m: np.ndarray, fmt: str) -> float | None:
     key = fmt
     if fmt == "bitmask" and cols <= 24:
         key = "bitmask<=5" if cols <= 5 else "bitmask<=24"
-    elif fmt == "bitmask" and cols % 8 == 0:
-        key = "bitmask/8"
+    elif fmt == "bitmask" and cols % 8 == 0:  # nibble kernel from 35% nonzero
+        key = "bitmask/8n" if nnz * 20 >= rows * cols * 7 else "bitmask/8"
     elif fmt == "rowmask" and cols <= 5:
         key = "rowmask<=5"
     per_nnz, per_row, per_elem = COST_MODEL[key]
