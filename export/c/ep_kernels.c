@@ -1341,7 +1341,7 @@ EP_NOINLINE void ep_step_run(const ep_fastgrnn_t *p, const ep_step_t *s, const i
         const int shift = p->rq_shift[EP_RQ_A];
         ep_cursor(&kw, p, &p->w1, rw, d);
         for (r0 = 0; r0 < rw; r0 += n) {
-            n = rw - r0 < EP_ROW_BLOCK ? rw - r0 : EP_ROW_BLOCK;
+            n = rw - r0 < 2u * EP_ROW_BLOCK ? rw - r0 : 2u * EP_ROW_BLOCK; /* tw, tu */
             ep_rows(&kw, n, x, tw);
             ep_rq_sat16_rows(tw, a + r0, n, mult, shift);
         }
@@ -1354,9 +1354,9 @@ EP_NOINLINE void ep_step_run(const ep_fastgrnn_t *p, const ep_step_t *s, const i
         const int shift = p->rq_shift[EP_RQ_V];
         ep_cursor(&ku, p, &p->u1, ru, H);
         for (r0 = 0; r0 < ru; r0 += n) {
-            n = ru - r0 < EP_ROW_BLOCK ? ru - r0 : EP_ROW_BLOCK;
-            ep_rows(&ku, n, h, tu);
-            ep_rq_sat16_rows(tu, v + r0, n, mult, shift);
+            n = ru - r0 < 2u * EP_ROW_BLOCK ? ru - r0 : 2u * EP_ROW_BLOCK; /* tw, tu */
+            ep_rows(&ku, n, h, tw);
+            ep_rq_sat16_rows(tw, v + r0, n, mult, shift);
         }
         ep_cursor(&ku, p, &p->u2, H, ru);
     } else {
