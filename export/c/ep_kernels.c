@@ -372,6 +372,186 @@ EP_NOINLINE void ep_rows_csr8(ep_cursor_t *k, unsigned n, const int16_t *x, int3
  * multiply-adds (Duff's device) that ends with the store; moves w and col.
  */
 #define EP_CT sum += (int32_t)*w++ * x[*col++]
+#if EP_USE_DSP && (defined(__GNUC__) || defined(__clang__))
+/*
+ * Thumb-2: pairs >= 1 count bytes (two rows each); each row is one jump (TBB, no range
+ * check: a nibble is <= 15) into an unrolled run of 15 multiply-adds.
+ */
+#define EP_CSR8N_PAIRS() \
+    __asm__(".Lcp%=l:\n" \
+    "ldrb %[c], [%[cnt]], #1\n" \
+    "and %[t1], %[c], #15\n" \
+    "mov %[s], #0\n" \
+    "tbb [pc, %[t1]]\n" \
+    ".Lcp%=ta:\n" \
+    ".byte (.Lcp%=a0 - .Lcp%=ta) / 2, (.Lcp%=a1 - .Lcp%=ta) / 2, (.Lcp%=a2 - .Lcp%=ta) / 2, (.Lcp%=a3 - .Lcp%=ta) / 2, (.Lcp%=a4 - .Lcp%=ta) / 2, (.Lcp%=a5 - .Lcp%=ta) / 2, (.Lcp%=a6 - .Lcp%=ta) / 2, (.Lcp%=a7 - .Lcp%=ta) / 2, (.Lcp%=a8 - .Lcp%=ta) / 2, (.Lcp%=a9 - .Lcp%=ta) / 2, (.Lcp%=a10 - .Lcp%=ta) / 2, (.Lcp%=a11 - .Lcp%=ta) / 2, (.Lcp%=a12 - .Lcp%=ta) / 2, (.Lcp%=a13 - .Lcp%=ta) / 2, (.Lcp%=a14 - .Lcp%=ta) / 2, (.Lcp%=a15 - .Lcp%=ta) / 2\n" \
+    ".Lcp%=a15:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcp%=a14:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcp%=a13:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcp%=a12:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcp%=a11:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcp%=a10:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcp%=a9:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcp%=a8:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcp%=a7:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcp%=a6:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcp%=a5:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcp%=a4:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcp%=a3:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcp%=a2:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcp%=a1:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcp%=a0:\n" \
+    "str %[s], [%[y]], #4\n" \
+    "lsr %[t1], %[c], #4\n" \
+    "mov %[s], #0\n" \
+    "tbb [pc, %[t1]]\n" \
+    ".Lcp%=tb:\n" \
+    ".byte (.Lcp%=b0 - .Lcp%=tb) / 2, (.Lcp%=b1 - .Lcp%=tb) / 2, (.Lcp%=b2 - .Lcp%=tb) / 2, (.Lcp%=b3 - .Lcp%=tb) / 2, (.Lcp%=b4 - .Lcp%=tb) / 2, (.Lcp%=b5 - .Lcp%=tb) / 2, (.Lcp%=b6 - .Lcp%=tb) / 2, (.Lcp%=b7 - .Lcp%=tb) / 2, (.Lcp%=b8 - .Lcp%=tb) / 2, (.Lcp%=b9 - .Lcp%=tb) / 2, (.Lcp%=b10 - .Lcp%=tb) / 2, (.Lcp%=b11 - .Lcp%=tb) / 2, (.Lcp%=b12 - .Lcp%=tb) / 2, (.Lcp%=b13 - .Lcp%=tb) / 2, (.Lcp%=b14 - .Lcp%=tb) / 2, (.Lcp%=b15 - .Lcp%=tb) / 2\n" \
+    ".Lcp%=b15:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcp%=b14:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcp%=b13:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcp%=b12:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcp%=b11:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcp%=b10:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcp%=b9:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcp%=b8:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcp%=b7:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcp%=b6:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcp%=b5:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcp%=b4:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcp%=b3:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcp%=b2:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcp%=b1:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcp%=b0:\n" \
+    "str %[s], [%[y]], #4\n" \
+    "subs %[p], %[p], #1\n" \
+    "bne .Lcp%=l\n" \
+            : [w] "+r"(w), [col] "+r"(col), [cnt] "+r"(count), [y] "+r"(y), \
+              [p] "+r"(pairs), [s] "=&r"(s_), [t1] "=&r"(t1_), [t2] "=&r"(t2_), \
+              [c] "=&r"(c_) \
+            : [x] "r"(x) \
+            : "memory", "cc")
+#else
 #define EP_ROW_CSR15(c, yp) \
     sum = 0; \
     EP_OPAQUE(sum); \
@@ -427,6 +607,7 @@ EP_NOINLINE void ep_rows_csr8(ep_cursor_t *k, unsigned n, const int16_t *x, int3
     default: /* c <= 15 */ \
         EP_UNREACHABLE; \
     }
+#endif
 
 EP_NOINLINE void ep_rows_csr8n(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
 {
@@ -443,6 +624,11 @@ EP_NOINLINE void ep_rows_csr8n(ep_cursor_t *k, unsigned n, const int16_t *x, int
     }
     pairs = n >> 1;
     if (pairs != 0u) {
+#ifdef EP_CSR8N_PAIRS
+        int32_t s_, t1_, t2_;
+        uint32_t c_;
+        EP_CSR8N_PAIRS();
+#else
         do { /* two rows per count byte */
             const unsigned c = *count++;
             int32_t sum;
@@ -450,6 +636,7 @@ EP_NOINLINE void ep_rows_csr8n(ep_cursor_t *k, unsigned n, const int16_t *x, int
             EP_ROW_CSR15(c >> 4, y + 1)
             y += 2;
         } while (--pairs != 0u);
+#endif
     }
     k->bits = n & 1u;
     if (n & 1u) {
@@ -710,19 +897,272 @@ EP_NOINLINE void ep_rows_rowmask(ep_cursor_t *k, unsigned n, const int16_t *x, i
 }
 
 /* Rowmask rows of at most 5 columns: x in registers, one jump per row. */
-__attribute__((optimize("O2"))) EP_NOINLINE void ep_rows_rm_tiny(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
+#if EP_USE_DSP && (defined(__GNUC__) || defined(__clang__))
+/*
+ * Thumb-2: n >= 1 rows; each row's pattern (< 32) jumps (TBH, no range check) to its
+ * multiply-adds, which end at the shared store and loop test.
+ */
+#define EP_ROWS_RM5() \
+    __asm__(".Lrm%=l:\n" \
+    "ldrb %[m], [%[q]], #1\n" \
+    "and %[m], %[m], #31\n" \
+    "tbh [pc, %[m], lsl #1]\n" \
+    ".Lrm%=t:\n" \
+    ".hword (.Lrm%=0 - .Lrm%=t) / 2, (.Lrm%=1 - .Lrm%=t) / 2, (.Lrm%=2 - .Lrm%=t) / 2, (.Lrm%=3 - .Lrm%=t) / 2, (.Lrm%=4 - .Lrm%=t) / 2, (.Lrm%=5 - .Lrm%=t) / 2, (.Lrm%=6 - .Lrm%=t) / 2, (.Lrm%=7 - .Lrm%=t) / 2, (.Lrm%=8 - .Lrm%=t) / 2, (.Lrm%=9 - .Lrm%=t) / 2, (.Lrm%=10 - .Lrm%=t) / 2, (.Lrm%=11 - .Lrm%=t) / 2, (.Lrm%=12 - .Lrm%=t) / 2, (.Lrm%=13 - .Lrm%=t) / 2, (.Lrm%=14 - .Lrm%=t) / 2, (.Lrm%=15 - .Lrm%=t) / 2, (.Lrm%=16 - .Lrm%=t) / 2, (.Lrm%=17 - .Lrm%=t) / 2, (.Lrm%=18 - .Lrm%=t) / 2, (.Lrm%=19 - .Lrm%=t) / 2, (.Lrm%=20 - .Lrm%=t) / 2, (.Lrm%=21 - .Lrm%=t) / 2, (.Lrm%=22 - .Lrm%=t) / 2, (.Lrm%=23 - .Lrm%=t) / 2, (.Lrm%=24 - .Lrm%=t) / 2, (.Lrm%=25 - .Lrm%=t) / 2, (.Lrm%=26 - .Lrm%=t) / 2, (.Lrm%=27 - .Lrm%=t) / 2, (.Lrm%=28 - .Lrm%=t) / 2, (.Lrm%=29 - .Lrm%=t) / 2, (.Lrm%=30 - .Lrm%=t) / 2, (.Lrm%=31 - .Lrm%=t) / 2\n" \
+    ".Lrm%=1:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x0]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=2:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x1]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=3:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x0]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x1], %[s]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=4:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x2]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=5:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x0]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x2], %[s]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=6:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x1]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x2], %[s]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=7:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x0]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x1], %[s]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x2], %[s]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=8:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x3]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=9:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x0]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x3], %[s]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=10:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x1]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x3], %[s]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=11:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x0]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x1], %[s]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x3], %[s]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=12:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x2]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x3], %[s]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=13:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x0]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x2], %[s]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x3], %[s]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=14:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x1]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x2], %[s]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x3], %[s]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=15:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x0]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x1], %[s]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x2], %[s]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x3], %[s]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=16:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x4]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=17:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x0]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x4], %[s]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=18:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x1]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x4], %[s]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=19:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x0]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x1], %[s]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x4], %[s]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=20:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x2]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x4], %[s]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=21:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x0]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x2], %[s]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x4], %[s]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=22:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x1]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x2], %[s]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x4], %[s]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=23:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x0]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x1], %[s]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x2], %[s]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x4], %[s]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=24:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x3]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x4], %[s]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=25:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x0]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x3], %[s]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x4], %[s]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=26:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x1]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x3], %[s]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x4], %[s]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=27:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x0]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x1], %[s]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x3], %[s]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x4], %[s]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=28:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x2]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x3], %[s]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x4], %[s]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=29:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x0]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x2], %[s]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x3], %[s]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x4], %[s]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=30:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x1]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x2], %[s]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x3], %[s]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x4], %[s]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=31:\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mul %[s], %[t], %[x0]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x1], %[s]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x2], %[s]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x3], %[s]\n" \
+    "ldrsb %[t], [%[w]], #1\n" \
+    "mla %[s], %[t], %[x4], %[s]\n" \
+    "b .Lrm%=e\n" \
+    ".Lrm%=0:\n" \
+    "mov %[s], #0\n" \
+    ".Lrm%=e:\n" \
+    "str %[s], [%[y]], #4\n" \
+    "subs %[n], %[n], #1\n" \
+    "bne .Lrm%=l\n" \
+            : [w] "+r"(w), [q] "+r"(q), [y] "+r"(y), [n] "+r"(n), [s] "=&r"(sum), \
+              [t] "=&r"(t_), [m] "=&r"(m_) \
+            : [x0] "r"(x0), [x1] "r"(x1), [x2] "r"(x2), [x3] "r"(x3), [x4] "r"(x4) \
+            : "memory", "cc")
+#endif
+EP_NOINLINE void ep_rows_rm_tiny(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
 {
     const unsigned cols = k->cols;
     const int8_t *w = k->w;
     const int32_t x0 = x[0], x1 = cols > 1u ? x[1] : 0, x2 = cols > 2u ? x[2] : 0;
     const int32_t x3 = cols > 3u ? x[3] : 0, x4 = cols > 4u ? x[4] : 0;
     const uint8_t *q = k->idx;
+#ifdef EP_ROWS_RM5
+    if (n != 0u) { /* the masks of rows of <= 5 columns are < 32 */
+        int32_t sum, t_;
+        uint32_t m_;
+        EP_ROWS_RM5();
+    }
+#else
     int32_t *const yend = y + n;
     while (y != yend) {
         int32_t sum = 0;
         EP_MASK5_SWITCH(*q++);
         *y++ = sum;
     }
+#endif
     k->idx = q;
     k->w = w;
 }

@@ -151,7 +151,7 @@ def pick_format(m: np.ndarray, speed_slack: float = 0.0) -> str:
 COST_MODEL: dict[str, tuple[float, float, float]] = {
     "dense": (0.0, 12.0, 2.0),
     "csr8": (6.0, 11.0, 0.0),
-    "csr8n": (4.0, 11.0, 0.0),
+    "csr8n": (4.0, 7.0, 0.0),
     "csr16": (7.0, 11.0, 0.0),
     "bitmask": (13.0, 10.0, 0.5),
     "bitmask/8": (8.0, 8.0, 0.625),
@@ -159,7 +159,7 @@ COST_MODEL: dict[str, tuple[float, float, float]] = {
     "bitmask<=24": (8.0, 13.0, 0.0),
     "bitmask<=5": (2.0, 25.0, 0.0),
     "rowmask": (8.0, 10.0, 0.0),
-    "rowmask<=5": (2.0, 12.0, 0.0),
+    "rowmask<=5": (2.0, 8.5, 0.0),
     "rle4": (0.0, 2.0, 0.0),
 }
 _RLE4_PER_CODE = 13.0
