@@ -22,12 +22,11 @@ The formats (tags as in ``export/c/ep_kernels.h``):
 
 Byte counts are exact: the bytes of the values array plus the index array (what the
 generator emits). The picker takes the smallest; ties go to the earlier format in
-``FORMATS`` (the faster kernel). With ``speed_slack > 0`` it takes the smaller of ``csr8`` /
-``csr8n`` (the fastest sparse kernels: about 6 instructions per nonzero on a Cortex-M4,
-against about 9..13 for ``bitmask`` and 20 for ``rle4``) whenever it costs at most
-``(1 + speed_slack)`` times the smallest. ``COST_MODEL`` / ``estimate_instructions`` give
-the per-format instruction estimates that ``pick_formats_within`` trades against a byte
-budget (the fastest combination that fits).
+``FORMATS`` (the faster kernel). With ``speed_slack > 0`` it takes the fastest format
+(by ``estimate_instructions``) among those costing at most ``(1 + speed_slack)`` times the
+smallest. ``COST_MODEL`` / ``estimate_instructions`` give the per-format instruction
+estimates (fitted to Cortex-M4 counts) that ``pick_formats_within`` also trades against a
+byte budget (the fastest combination that fits).
 """
 
 from __future__ import annotations
@@ -109,6 +108,13 @@ def _rle4_codes(m: np.ndarray) -> np.ndarray:
         codes.append(gap)
         nxt = int(pos) + 1
     return np.asarray(codes, dtype=np.uint8)
+
+
+def _pack_nibbles(values: np.ndarray) -> np.ndarray:
+    """4-bit ``values`` two per byte, low nibble first (a last odd one padded with 0)."""
+    if values.size % 2:
+        values = np.append(values, np.uint8(0))
+    return (values[0::2] | (values[1::2] << 4)).astype(np.uint8)
 
 
 def format_sizes(m: np.ndarray) -> dict[str, int | None]:
@@ -244,20 +250,13 @@ def encode(m: np.ndarray, fmt: str | None = None, speed_slack: float = 0.0) -> S
         bits = (m != 0).astype(np.uint32) << np.arange(cols, dtype=np.uint32)
         return SparseMatrix(fmt, rows, cols, nnz, nz, bits.sum(axis=1).astype(np.uint8))
     if fmt == "csr8n":
-        counts = np.count_nonzero(m, axis=1).astype(np.uint8)
-        if counts.size % 2:
-            counts = np.append(counts, np.uint8(0))
-        packed = (counts[0::2] | (counts[1::2] << 4)).astype(np.uint8)
-        index = np.concatenate([packed, np.nonzero(m)[1].astype(np.uint8)])
+        counts = _pack_nibbles(np.count_nonzero(m, axis=1).astype(np.uint8))
+        index = np.concatenate([counts, np.nonzero(m)[1].astype(np.uint8)])
         return SparseMatrix(fmt, rows, cols, nnz, nz, index)
     if fmt == "bitmask":
         mask = np.packbits((flat != 0).astype(np.uint8), bitorder="little")
         return SparseMatrix(fmt, rows, cols, nnz, nz, mask.astype(np.uint8))
-    codes = _rle4_codes(m)
-    if codes.size % 2:
-        codes = np.append(codes, np.uint8(0))
-    packed = (codes[0::2] | (codes[1::2] << 4)).astype(np.uint8)
-    return SparseMatrix(fmt, rows, cols, nnz, nz, packed)
+    return SparseMatrix(fmt, rows, cols, nnz, nz, _pack_nibbles(_rle4_codes(m)))
 
 
 def decode(s: SparseMatrix) -> np.ndarray:
