@@ -69,6 +69,10 @@ PARSE_ERRORS = [
     (["--seed", "-1"], "--seed: must be in 0 .. 4294967295, got -1"),
     (["--seed", "4294967296"], "--seed: must be in 0 .. 4294967295, got 4294967296"),
     (["--quick", "--bogus"], "unrecognized arguments: --bogus"),
+    (["--max-instructions", "0"], "--max-instructions: must be a positive number, got 0"),
+    (["--max-instructions", "1.5"], "--max-instructions: must be a whole number of"),
+    (["--max-instructions", "1e13"], "--max-instructions: must be a whole number of"),
+    (["--max-instructions", "1M"], "--max-instructions: not a number: '1M'"),
 ]
 
 
@@ -81,6 +85,21 @@ def test_pipeline_rejects_bad_arguments_before_any_work(tmp_path: Path, args: li
     assert result.returncode == EXIT_USAGE
     assert message in one_error_line(result.stderr)
     assert result.stdout == ""
+    assert not out.exists()
+
+
+def test_speed_budget_without_the_toolchain_says_what_to_install(tmp_path: Path):
+    bin_dir = tmp_path / "bin"  # a PATH with python only: no arm-none-eabi-gcc, no QEMU
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PATH": str(bin_dir)}
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "edgeprune.pipeline", "--max-instructions",
+                             "1e6", "--out", str(out)], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == EXIT_USAGE
+    line = one_error_line(result.stderr)
+    assert "--max-instructions" in line and "arm-none-eabi-gcc and qemu-system-arm" in line
     assert not out.exists()
 
 

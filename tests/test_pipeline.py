@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -111,3 +112,40 @@ def test_killed_run_resumes_and_reproduces_the_uninterrupted_bytes(quick_run: Pa
     assert "resuming" in resumed.stderr and "reused from an earlier run" in resumed.stderr
     for name in DETERMINISTIC:
         assert (out / name).read_bytes() == (quick_run / name).read_bytes(), name
+
+
+needs_board = pytest.mark.skipif(
+    not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
+    reason="--max-instructions needs arm-none-eabi-gcc and qemu-system-arm")
+
+
+@needs_board
+def test_speed_budget_selects_a_candidate_that_runs_within_it(quick_run: Path,
+                                                             tmp_path: Path):
+    unlimited = json.loads((quick_run / "report.json").read_text())
+    dense_instructions = unlimited["mcu"]["instructions_per_window"]
+    limit = int(0.8 * dense_instructions)  # the quick run's selected model is too slow
+    out = tmp_path / "fast"
+    result = pipeline(*QUICK, "--max-instructions", str(limit), "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["budget_instructions"] == limit
+    assert report["fits_instruction_budget"] is True
+    tuned = [c for c in report["candidates"] if c["finetuned"] and c["fits"]]
+    assert all(c["instructions_per_window"] > 0 for c in tuned)
+    assert any(c["instructions_per_window"] > limit for c in tuned)  # measured and excluded
+    selected = [c for c in report["candidates"] if c["selected"]][0]
+    assert selected["instructions_per_window"] <= limit
+    assert report["selected"]["sparsity"] > unlimited["selected"]["sparsity"]
+    # the firmware stage's exact count of the shipped model agrees with the selection's
+    assert report["mcu"]["instructions_per_window"] <= limit
+    assert report["mcu"]["agreement"] == 1.0
+    assert "instructions/window" in (out / "report.md").read_text()
+
+
+@needs_board
+def test_speed_budget_no_candidate_can_meet_exits_3_naming_the_fastest(tmp_path: Path):
+    result = pipeline(*QUICK, "--max-instructions", "1000", "--out", str(tmp_path / "slow"))
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert "runs within 1000 instructions per window" in result.stderr
+    assert "the fastest is" in result.stderr and "Traceback" not in result.stderr

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import pathlib
+import shutil
 import sys
 from typing import NoReturn
 
@@ -70,6 +71,18 @@ def min_threshold_value(text: str) -> float | int:
     return int(value) if value >= 1 else value
 
 
+MAX_INSTRUCTIONS = 1e12  # beyond any single-window inference on a microcontroller
+
+
+def instruction_budget(text: str) -> int:
+    """argparse type: instructions per window, a whole number >= 1 (``1e6`` is accepted)."""
+    value = positive_float(text)
+    if value > MAX_INSTRUCTIONS or value != int(value) or value < 1:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number of instructions in 1 .. {MAX_INSTRUCTIONS:g}, got {text}")
+    return int(value)
+
+
 def seed_value(text: str) -> int:
     """argparse type: a whole number in 0 .. 2**32 - 1 (what NumPy and TensorFlow accept)."""
     try:
@@ -122,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--min-threshold", type=min_threshold_value, default=0.0005,
                         help="Minimum Threshold: weights every layer keeps, as a fraction of all "
                              "prunable weights or a count (default 0.0005 = 0.05%%, the paper's)")
+    parser.add_argument("--max-instructions", type=instruction_budget, default=None,
+                        metavar="N",
+                        help="speed budget: instructions per 128-step window on the emulated "
+                             "Cortex-M4 (QEMU mps2-an386), measured on each candidate's built "
+                             "firmware; only candidates within it are selected (e.g. 1e6). "
+                             "Needs arm-none-eabi-gcc and qemu-system-arm")
     parser.add_argument("--quick", action="store_true",
                         help="smoke-test mode: few epochs, few candidates, few windows")
     parser.add_argument("--no-firmware", action="store_true",
@@ -138,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
                      "`python -m har_data download`)")
     if args.data_path is not None and not args.data_path.exists():  # before TensorFlow loads
         parser.error(f"--data-path {args.data_path}: no such file or directory")
+    if args.max_instructions is not None:
+        if not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")):
+            parser.error("--max-instructions measures candidates on an emulated board: install "
+                         "arm-none-eabi-gcc and qemu-system-arm (see firmware_templates/README.md)")
     if args.out is None:
         args.out = pathlib.Path("runs") / f"{args.model}-{args.budget_kb:g}kb"
 

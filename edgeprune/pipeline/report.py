@@ -86,6 +86,12 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("data set", report["dataset"]["name"]),
         ("budget", f"{report['budget_bytes']} B ({report['budget_bytes'] / 1024:g} KiB)"),
         ("fits budget", "yes" if report["fits_budget"] else "NO"),
+    ]
+    if report.get("budget_instructions") is not None:
+        rows.append(("instruction budget",
+                     f"{report['budget_instructions']} per window on the emulated board: "
+                     + ("met" if report.get("fits_instruction_budget") else "NOT met")))
+    rows += [
         ("selected", ", ".join(f"{k}={v}" for k, v in sel.items())),
         ("model bytes (C, measured)", f"{size['model']} B"),
         ("kernel code bytes", f"{size['code']} B"),
@@ -123,12 +129,14 @@ def write_report_md(report: dict[str, Any], path: pathlib.Path) -> None:
     lines += ["", "Accuracies say their split: selection used the validation split only; the",
               "test split was evaluated once, for the selected model.", "",
               "## Candidates", "",
-              "| architecture | sparsity | fine-tuned | model bytes | val acc. (C int8) | fits |",
-              "|---|---|---|---|---|---|"]
+              "| architecture | sparsity | fine-tuned | model bytes | val acc. (C int8) "
+              "| instructions/window | fits |",
+              "|---|---|---|---|---|---|---|"]
     for c in report["candidates"]:
         mark = " (selected)" if c.get("selected") else ""
+        count = c.get("instructions_per_window", "")
         lines.append(f"| {c['arch']} | {c['sparsity']:.3f} | {'yes' if c['finetuned'] else 'no'} "
-                     f"| {c['model_bytes']} | {100 * c['val_accuracy']:.2f}% "
+                     f"| {c['model_bytes']} | {100 * c['val_accuracy']:.2f}% | {count} "
                      f"| {'yes' if c['fits'] else 'no'}{mark} |")
     lines += ["", "## Per-layer sparsity", "", "| layer | weights | nonzeros | sparsity |",
               "|---|---|---|---|"]

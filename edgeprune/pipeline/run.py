@@ -40,6 +40,10 @@ TRY_SMALLER_ABOVE = 0.9
 # Full runs also fine-tune this sparsity when it fits: the paper's operating point, where
 # Global MP + MT usually keeps accuracy while the C model gets several times faster.
 HIGH_SPARSITY = 0.9
+# --max-instructions: candidates are built for this board and run under QEMU on this many
+# validation windows (SysTick count; the firmware stage counts the selected one exactly).
+BOARD = "mps2-an386"
+SPEED_WINDOWS = 4
 # Pruning and fine-tuning distil from the dense parent (training.distillation_step).
 # Measured on UCI HAR-2 validation (C int8, FastGRNN 80/5/40, seed 0): 73% sparsity
 # 95.80% without -> 96.10% with alpha 0.5, T 2 (alpha 0, T 2: 95.35%); 90%: 93.60 -> 94.60%.
@@ -137,8 +141,11 @@ class Pipeline:
         self.family = FAMILIES[args.model]
         self.settings = Settings.for_args(args)
         self.budget = int(round(args.budget_kb * 1024))
+        self.max_instructions: int | None = getattr(args, "max_instructions", None)
+        # max_instructions is left out when unset, so runs from before it resume
         run_args = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                    if k not in ("out", "no_firmware")}
+                    if k not in ("out", "no_firmware")
+                    and not (k == "max_instructions" and v is None)}
         self.rd = RunDir(args.out, run_args).open()
         self.seconds: dict[str, float] = {}
         self.ds: har_data.HarDataset | None = None
@@ -201,6 +208,26 @@ class Pipeline:
                     int_model, size = faster, fast_size
         write_c_model(int_model, c_dir, provenance)
         return int_model, size, smallest_bytes
+
+    def _instructions(self, model) -> int:
+        """Instructions per window of the C model this run would ship for ``model``
+        (``_fastest_fitting``), built for ``BOARD`` and run under QEMU on
+        ``SPEED_WINDOWS`` validation windows (SysTick count); the board must agree with
+        the Python integer reference on every one of them."""
+        from edgeprune import firmware as fw
+
+        n = SPEED_WINDOWS
+        with tempfile.TemporaryDirectory(prefix="edgeprune-speed-") as tmp:
+            c_dir = Path(tmp) / "c_model"
+            int_model, _, _ = self._fastest_fitting(model, c_dir, {"model": self.family.name})
+            x16 = cmodel.quantize_input(int_model, self.ds.val.x[:n])
+            expected = self.family.c_predict(int_model, self.ds.val.x[:n])
+            mcu = fw.build_and_run(c_dir, x16, expected, board=BOARD,
+                                   out_dir=Path(tmp) / "firmware", exact=False)
+        if mcu["agreement"] != 1.0:
+            raise RuntimeError(f"the {BOARD} build disagrees with the integer reference "
+                               f"({mcu['agreement']:.0%} of {n} validation windows)")
+        return int(mcu["instructions_per_window"])
 
     def _one_shot(self, arch: Arch, sparsity: float):
         model = self._load(arch, f"dense-{arch.label}")
@@ -275,6 +302,24 @@ class Pipeline:
         log(f"measuring C model sizes of {arch.label} over sparsities")
         return self._timed(f"probe-{arch.label}", compute)
 
+    def probe_speed(self, arch: Arch, fitting: list[float]) -> dict[str, Any]:
+        """With ``--max-instructions``: the one-shot models' instructions per window at the
+        fitting probe sparsities, lowest first, up to the first within the speed budget
+        (pruning removes multiply-accumulates, so higher sparsities run faster)."""
+
+        def compute() -> dict[str, Any]:
+            start = time.perf_counter()
+            rows = []
+            for s in fitting:
+                count = self._instructions(self._one_shot(arch, s))
+                rows.append({"sparsity": s, "instructions_per_window": count})
+                if count <= self.max_instructions:
+                    break
+            return {"rows": rows, "_seconds": time.perf_counter() - start}
+
+        log(f"measuring instructions per window of {arch.label} on {BOARD} (QEMU)")
+        return self._timed(f"speed-{arch.label}", compute)
+
     def finetune(self, arch: Arch, sparsity: float) -> dict[str, Any]:
         """Gradual Global MP + MT (polynomial ramp from the dense model to ``sparsity``),
         then fine-tuning with the masks held, selecting the epoch on validation; both
@@ -311,6 +356,8 @@ class Pipeline:
             self._save_weights(model, tag)
             with tempfile.TemporaryDirectory(prefix="edgeprune-cand-") as tmp:
                 row = self._measure(model, Path(tmp))
+            if self.max_instructions is not None and row["model_bytes"] <= self.budget:
+                row["instructions_per_window"] = self._instructions(model)
             return {"arch": arch.label, **arch.as_dict(), "sparsity": sparsity, "finetuned": True,
                     "fits": row["model_bytes"] <= self.budget, "weights": tag, **row,
                     "_seconds": time.perf_counter() - start}
@@ -334,11 +381,29 @@ class Pipeline:
             high = self.settings.high_sparsity
             if high is not None and high not in chosen and high in fitting:
                 chosen.append(high)
+            fast_enough = True
+            if self.max_instructions is not None:
+                speed = self.probe_speed(arch, fitting)["rows"]
+                fast = [r["sparsity"] for r in speed
+                        if r["instructions_per_window"] <= self.max_instructions]
+                fast_enough = bool(fast)
+                chosen = sorted({*chosen, *fast})
             for s in chosen:
                 candidates.append(self.finetune(arch, s))
-            if fitting[0] <= TRY_SMALLER_ABOVE:
+            if fitting[0] <= TRY_SMALLER_ABOVE and fast_enough:
                 break  # fits at moderate sparsity: a smaller network would not do better
         tuned = [c for c in candidates if c["finetuned"] and c["fits"]]
+        if tuned and self.max_instructions is not None:
+            fast = [c for c in tuned if c["instructions_per_window"] <= self.max_instructions]
+            if not fast:
+                quickest = min(tuned, key=lambda c: c["instructions_per_window"])
+                raise NoFitError(
+                    f"no fine-tuned configuration that fits {self.budget} B runs within "
+                    f"{self.max_instructions} instructions per window on {BOARD}; the fastest "
+                    f"is {quickest['arch']} at {quickest['sparsity']:.0%} sparsity: "
+                    f"{quickest['instructions_per_window']} instructions, validation accuracy "
+                    f"{100 * quickest['val_accuracy']:.2f}%")
+            tuned = fast
         if not tuned:
             smallest = min(candidates, key=lambda c: c["model_bytes"])
             raise NoFitError(
@@ -347,9 +412,10 @@ class Pipeline:
                 f"{smallest['sparsity']:.0%} sparsity, validation accuracy "
                 f"{100 * smallest['val_accuracy']:.2f}% one-shot, not fine-tuned)")
         best, self._tolerance = select(tuned, len(self.ds.val))
+        within = "" if self.max_instructions is None else " (within the speed budget)"
         log(f"selected {best['arch']} at {best['sparsity']:.0%}: the smallest fine-tuned "
-            f"candidate within {100 * self._tolerance:.2f} pp (one standard error) of the best "
-            "validation accuracy")
+            f"candidate{within} within {100 * self._tolerance:.2f} pp (one standard error) of "
+            "the best validation accuracy")
         for c in candidates:
             c["selected"] = c is best
         return candidates, best
@@ -443,11 +509,11 @@ class Pipeline:
             n = self.settings.firmware_windows
             x16 = cmodel.quantize_input(int_model, self.ds.test.x[:n])
             expected = self.family.c_predict(int_model, self.ds.test.x[:n])
-            mcu = fw.build_and_run(out / "c_model", x16, expected, board="mps2-an386",
-                                   out_dir=out / "firmware" / "mps2-an386")
+            mcu = fw.build_and_run(out / "c_model", x16, expected, board=BOARD,
+                                   out_dir=out / "firmware" / BOARD)
             return {**mcu, "_seconds": time.perf_counter() - start}
 
-        log("building the firmware and running it on an emulated Cortex-M4 (QEMU mps2-an386)")
+        log(f"building the firmware and running it on an emulated Cortex-M4 (QEMU {BOARD})")
         result = self._timed("firmware", compute)
         return {k: v for k, v in result.items() if not k.startswith("_")}
 
@@ -479,8 +545,11 @@ class Pipeline:
                          "quantisation": self.family.c_quantisation,
                          "tflm_quantisation": exported["tflm_quantization"]},
             "selection": {"rule": "smallest fine-tuned candidate within one standard error "
-                                  "of the best validation accuracy (C int8)",
+                                  "of the best validation accuracy (C int8)"
+                                  + ("" if self.max_instructions is None else
+                                     ", among those within the instruction budget"),
                           "tolerance": round(self._tolerance, 5)},
+            "budget_instructions": self.max_instructions,
             "accuracy": exported["accuracy"],
             "bytes": exported["bytes"],
             "per_layer": exported["per_layer"],
@@ -492,6 +561,9 @@ class Pipeline:
         }
         if mcu is not None:
             report["mcu"] = mcu
+        if self.max_instructions is not None:
+            counted = mcu["instructions_per_window"] if mcu else sel["instructions_per_window"]
+            report["fits_instruction_budget"] = counted <= self.max_instructions
         out = self.rd.root
         rpt.plot_frontier(report["candidates"], self.budget, out / "frontier.png")
         rpt.plot_per_layer(report["per_layer"], out / "per_layer_sparsity.png")
