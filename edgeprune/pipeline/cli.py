@@ -3,7 +3,8 @@
 Exit codes (documented in the README):
   0  a model fits the budget; everything is in --out
   2  bad arguments or bad input data (one line on stderr says what)
-  3  no configuration fits the budget (the smallest size reached is reported)
+  3  no configuration fits the budget (the smallest size reached is reported), or none
+     runs within --max-instructions (the fastest is reported)
   4  --out cannot be used (not empty and not this run, or not writable)
   130 interrupted (Ctrl-C); run the same command again to resume
 """
@@ -116,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m edgeprune.pipeline", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="exit codes: 0 fits, 2 bad input, 3 nothing fits the budget, "
+        epilog="exit codes: 0 fits, 2 bad input, 3 nothing fits the budget(s), "
                "4 --out unusable, 130 interrupted (rerun to resume)")
     parser.add_argument("--model", choices=("fastgrnn", "cnn"), default="fastgrnn",
                         help="network family (default: fastgrnn)")
