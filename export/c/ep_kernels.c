@@ -1427,10 +1427,6 @@ typedef struct {
     unsigned hshift; /* 30 - h_frac - 1 (c is even: the product is halved first) */
     unsigned bg_shift, bu_shift;
     int fast; /* both requantised paths are below 2^30: their sum fits int32 */
-    int32_t mw, mu, rw, ru; /* fast path: requant multipliers, rounding 2^(shift-33)
-                               (one of them + 8 in Q12, see ep_fast_pre) */
-    unsigned sw, su;        /* fast path: shift - 32 */
-    int32_t bgm, bum;       /* fast path: 2^bias shifts */
 } ep_upd_t;
 
 /* sigmoid (tanh == 0) or tanh/2 (tanh/2 = sigmoid(2x) - 1/2, always an integer) in Q15. */
@@ -1502,84 +1498,62 @@ EP_INLINE void ep_rq_rows(int32_t *t, unsigned n, int32_t mult, int shift)
 /*
  * The state update's fast path, for the default fixed point (pre_frac 12, the built-in
  * table, sigmoid gate, tanh update, h_max 32767, W and U requantisers with shift >= 33,
- * bias shifts <= 16, one of the two requantiser shifts <= 46): the requantisation of both
- * paths is fused in, every shift, mask and clamp is a constant, and the signed table
- * (ep_sig_table, over [-8, 8]) needs no |x| and no sign fix. The same values as
- * ep_rq_rows + ep_update (tested bit-exact):
- *   - pre + 8 (Q12) comes out of the requantisers: 8 = 2^15 added to the rounding
- *     constant of one path as 2^(15 + shift - 32) (a multiple of its divisor, so exact);
+ * bias shifts <= 16): the requantisation of both paths is fused in, every shift and clamp
+ * is a constant, and the signed table (ep_sig_table, over [-8, 8]) needs no |x| and no
+ * sign fix. The same values as ep_rq_rows + ep_update (tested bit-exact):
  *   - the clamp of pre to [-2^24, 2^24 - 1] is left out: each requantised path is at most
  *     2^29 + 1 in size (|acc * mult| < 2^62, shift - 32 >= 1), and a bias of at most
  *     128 * 2^16 = 2^23 cannot bring a pre beyond the clamp back into the table's range
  *     ([-8, 8) for the gate, [-4, 4) for the update), so both indices are the same;
- *   - the table interpolation y0 (2048 - f) + y1 f + 1024 over segment i (a = 2048 i + f)
- *     is dy a + C[i] with dy = y1 - y0, C[i] = (y0 - dy i) 2048 + 1024 (ep_sig_lin).
- * Blocks are walked two rows at a time (LDRD/STRD pairs), an odd last row alone.
+ *   - the gate's table argument is g = clamp(x, -8, 8 - 2^-12) (Q12, SSAT 16), in segment
+ *     i = g >> 11 (-16 .. 15); the interpolation y0 (2048 - f) + y1 f + 1024 over it
+ *     (g + 8 = 2048 (i + 16) + f) is dy g + C[i] with dy = y1 - y0 and
+ *     C[i] = (y0 - dy (i + 16)) 2048 + 1024 + 32768 dy (ep_fast_lin, rows 0 .. 31).
+ * With GCC/Clang on Thumb-2 DSP cores one asm loop does a whole block (ep_fast_block);
+ * elsewhere three C passes over the block (few live constants each, so no spills).
  */
 #define EP_FAST_PRE_FRAC 12u
-#define EP_FAST_OFFSET 32768 /* 8 in Q12: table index 0 */
 
-/* ep_sig_table per segment i: {y[i+1] - y[i], (y[i] - (y[i+1] - y[i]) i) 2048 + 1024}. */
-static const int32_t ep_sig_lin[32][2] = {
-    {7, 23552}, {12, 13312}, {19, -15360}, {32, -95232}, {52, -259072}, {86, -607232},
-    {141, -1283072}, {229, -2544640}, {372, -4887552}, {593, -8961024}, {932, -15903744},
-    {1420, -26897408}, {2072, -42920960}, {2835, -63235072}, {3558, -83964928},
-    {4013, -97942528}, {4013, -97942528}, {3558, -82101248}, {2835, -55448576},
-    {2072, -25758720}, {1420, 947200}, {932, 21935104}, {593, 37209088}, {372, 47619072},
-    {229, 54647808}, {141, 59153408}, {86, 62082048}, {52, 63962112}, {32, 65108992},
-    {19, 65881088}, {12, 66311168}, {7, 66628608}
+/*
+ * Rows 0 .. 31, segment i - 16 of the sigmoid: {dy, C[i]} (see above). Rows 32 .. 63,
+ * segment i - 48 of sigmoid(2 v) - 1/2 at w = clamp(v, -4, 4 - 2^-12) (Q12, SSAT 15),
+ * segment w >> 10: {2 dy, C - 2^25 - 2^25 + 16384 * 2 dy} of the sigmoid row (the table
+ * index 2 (v + 8) - 8 clamped to [0, 2^16 - 1] is 2 (w + 4) except at the top, where
+ * both interpolate to 32757).
+ */
+static const int32_t ep_fast_lin[64][2] = {
+    {7, 252928}, {12, 406528}, {19, 607232}, {32, 953344}, {52, 1444864}, {86, 2210816},
+    {141, 3337216}, {229, 4959232}, {372, 7302144}, {593, 10470400}, {932, 14636032},
+    {1420, 19633152}, {2072, 24974336}, {2835, 29662208}, {3558, 32623616},
+    {4013, 33555456}, {4013, 33555456}, {3558, 34487296}, {2835, 37448704},
+    {2072, 42136576}, {1420, 47477760}, {932, 52474880}, {593, 56640512}, {372, 59808768},
+    {229, 62151680}, {141, 63773696}, {86, 64900096}, {52, 65666048}, {32, 66157568},
+    {19, 66503680}, {12, 66704384}, {7, 66857984},
+    {14, -33301504}, {24, -33147904}, {38, -32947200}, {64, -32601088}, {104, -32109568},
+    {172, -31343616}, {282, -30217216}, {458, -28595200}, {744, -26252288},
+    {1186, -23084032}, {1864, -18918400}, {2840, -13921280}, {4144, -8580096},
+    {5670, -3892224}, {7116, -930816}, {8026, 1024}, {8026, 1024}, {7116, 932864},
+    {5670, 3894272}, {4144, 8582144}, {2840, 13923328}, {1864, 18920448}, {1186, 23086080},
+    {744, 26254336}, {458, 28597248}, {282, 30219264}, {172, 31345664}, {104, 32111616},
+    {64, 32603136}, {38, 32949248}, {24, 33149952}, {14, 33303552}
 };
 
 /*
- * Two int32 at p + k (p 4-byte aligned, k a constant 0 .. 255) in one load / store
- * (LDRD / STRD on DSP cores).
+ * Constants of the fast state update, in the order the Thumb-2 loop loads them (three
+ * LDM groups: pre, gates, state; the last one reloads the loop's base register).
  */
-#if EP_USE_DSP
-#define EP_LD2(p, k, a, b) \
-    __asm__("ldrd %0, %1, [%2, #%c3]" : "=r"(a), "=r"(b) \
-            : "r"(p), "n"(4 * (k)), "m"(*(const int32_t(*)[2])((p) + (k))))
-#define EP_ST2(p, k, a, b) \
-    __asm__("strd %1, %2, [%3, #%c4]" : "=m"(*(int32_t(*)[2])((p) + (k))) \
-            : "r"(a), "r"(b), "r"(p), "n"(4 * (k)))
-#else
-#define EP_LD2(p, k, a, b) ((a) = (p)[k], (b) = (p)[(k) + 1])
-#define EP_ST2(p, k, a, b) ((p)[k] = (a), (p)[(k) + 1] = (b))
-#endif
-
-/*
- * sigmoid(2 v) - 1/2 (Q15) as in ep_fast_gates: the table index 2 (v + 8) - 8, clamped to
- * [0, 2^16 - 1], is 2 u with u = clamp(v + 8 - 4, 0, 2^15 - 1) except where u is 2^15 - 1
- * and the index 2^16 - 1: both interpolate to 32757. Per segment i = u >> 10:
- * {2 dy, C - 2^25} of ep_sig_lin (2^25 = 16384 * 2048).
- */
-static const int32_t ep_tanh_lin[32][2] = {
-    {14, -33530880}, {24, -33541120}, {38, -33569792}, {64, -33649664}, {104, -33813504},
-    {172, -34161664}, {282, -34837504}, {458, -36099072}, {744, -38441984},
-    {1186, -42515456}, {1864, -49458176}, {2840, -60451840}, {4144, -76475392},
-    {5670, -96789504}, {7116, -117519360}, {8026, -131496960}, {8026, -131496960},
-    {7116, -115655680}, {5670, -89003008}, {4144, -59313152}, {2840, -32607232},
-    {1864, -11619328}, {1186, 3654656}, {744, 14064640}, {458, 21093376}, {282, 25598976},
-    {172, 28527616}, {104, 30407680}, {64, 31554560}, {38, 32326656}, {24, 32756736},
-    {14, 33074176}
-};
-
-/* ep_sig_table interpolated at 0 <= a < 2^16 (Q12 over [-8, 8), 2 entries per unit). */
-EP_INLINE int32_t ep_lut_fast(uint32_t a)
-{
-    const int32_t *e = ep_sig_lin[a >> 11];
-    int32_t dy, c;
-    EP_LD2(e, 0, dy, c);
-    return (dy * (int32_t)a + c) >> 11;
-}
-
-/* sigmoid(2 v) - 1/2 at u (see ep_tanh_lin), 0 <= u < 2^15. */
-EP_INLINE int32_t ep_half_tanh_fast(uint32_t u)
-{
-    const int32_t *e = ep_tanh_lin[u >> 10];
-    int32_t dy, c;
-    EP_LD2(e, 0, dy, c);
-    return (dy * (int32_t)u + c) >> 11;
-}
+typedef struct ep_fastk_s {
+    int32_t mw, rw, sw, mu, ru, su; /* W/U requantisers: multiplier, 2^(shift-33), shift-32 */
+    int32_t bgm, bum;               /* 2^bias shifts */
+    const int32_t *lin;             /* ep_fast_lin[16]: segment 0 of the sigmoid */
+    int32_t dbu;                    /* bias_update - bias_gate (bytes) */
+    int32_t zeta, kz, nu;           /* sigmoid(zeta), sigmoid(zeta) 32768 + 16384, sigmoid(nu) */
+    int32_t hround, hshift;         /* 2^(hshift-1), 30 - h_frac - 1 */
+    int32_t k16;                    /* 16384 */
+    const int32_t *end2;            /* tw + (n & ~1) of the block being run */
+    struct ep_fastk_s *self;        /* this struct */
+    const int32_t *end;             /* tw + n */
+} ep_fastk_t;
 
 /* acc + ((a * b) >> 32) (SMMLA); the caller keeps the sum within int32. */
 EP_INLINE int32_t ep_smmla(int32_t a, int32_t b, int32_t acc)
@@ -1593,33 +1567,146 @@ EP_INLINE int32_t ep_smmla(int32_t a, int32_t b, int32_t acc)
 #endif
 }
 
-#if EP_USE_DSP
-#define EP_USAT16(v) ((uint32_t)__usat((v), 16))
-#define EP_USAT15(v) ((uint32_t)__usat((v), 15))
+#if EP_USE_DSP && defined(__thumb2__) && (defined(__GNUC__) || defined(__clang__))
+#define EP_FAST_ASM 1
+/*
+ * One block of n >= 1 rows (k->end2 = t + (n & ~1), k->end = t + n): t = tw (tu = t +
+ * EP_ROW_BLOCK). Per row, in C terms (ep_fast_pre, ep_fast_gates and ep_fast_state
+ * below, fused):
+ *   p  = (smmla(tw, mw, rw) >> sw) + (smmla(tu, mu, ru) >> su)        pre-activation, Q12
+ *   g  = ssat16(p + bg bgm)               v = ssat15(p + bu bum)
+ *   z  = (dy g + C) >> 11 (row 16 + (g >> 11))
+ *   c2 = (dy v + C) >> 11 (row 48 + (v >> 10))                          c / 2
+ *   h  = ssat16(((z h + 16384) >> 15) + (((((kz - zeta z) >> 15) + nu) c2 + hround) >> hshift))
+ * Registers: r0 t, r1 h, r2 bg, lr k. 14 registers hold one phase's constants at a time,
+ * so each phase starts with one LDM of its group (the last one also reloads lr = k->self).
+ * Rows go two at a time (one LDM and two LDRD for both pres), an odd last row alone.
+ */
+/* EP_GATES(p): r8 = z, r7 = c2 from p; r3 bgm, r4 bum, r5 lin, r6 dbu; r11, r12 scratch */
+#define EP_GATES(p) \
+    "ldrsb r7, [r2, r6]\n"          /* bu[i] */ \
+    "ldrsb r8, [r2], #1\n"          /* bg[i] */ \
+    "mla r7, r7, r4, " p "\n" \
+    "mla r8, r8, r3, " p "\n" \
+    "ssat r7, #15, r7\n"            /* v */ \
+    "ssat r8, #16, r8\n"            /* g */ \
+    "asr r11, r8, #11\n" \
+    "add r11, r5, r11, lsl #3\n" \
+    "ldrd r11, r12, [r11]\n"        /* dy, C */ \
+    "mla r8, r11, r8, r12\n" \
+    "asr r8, r8, #11\n"             /* z */ \
+    "asr r11, r7, #10\n" \
+    "add r11, r5, r11, lsl #3\n" \
+    "ldrd r11, r12, [r11, #256]\n"  /* dy, C (rows 32 .. 63) */ \
+    "mla r7, r11, r7, r12\n" \
+    "asr r7, r7, #11\n"             /* c2 */
+/* EP_STATE(tmp): *h++ from z (r8), c2 (r7); r3 zeta, r4 kz, r5 nu, r6 hround, r9 hshift,
+   r11 k16 */
+#define EP_STATE(tmp) \
+    "mls r4, r8, r3, r4\n"          /* kz - zeta z */ \
+    "add r4, r5, r4, asr #15\n"     /* coef */ \
+    "ldrsh " tmp ", [r1]\n" \
+    "mla " tmp ", r8, " tmp ", r11\n" /* z h + 16384 */ \
+    "mla r4, r4, r7, r6\n"          /* coef c2 + hround */ \
+    "asr r4, r4, r9\n" \
+    "add r4, r4, " tmp ", asr #15\n" \
+    "ssat r4, #16, r4\n" \
+    "strh r4, [r1], #2\n"
+#define EP_ARG __attribute__((unused)) /* read from r0 .. r3 */
+__attribute__((naked, noinline)) static void ep_fast_block(EP_ARG int32_t *t, EP_ARG int16_t *h,
+                                                           EP_ARG const int8_t *bg,
+                                                           EP_ARG ep_fastk_t *k)
+{
+    __asm__ volatile(
+        "push {r4-r11, lr}\n"
+        "mov lr, r3\n"
+        "ldr r12, [lr, #64]\n"          /* end2 */
+        "cmp r0, r12\n"
+        "beq 2f\n"
+        "1:\n"
+        "ldmia lr!, {r3-r8}\n"          /* mw rw sw mu ru su */
+        "ldrd r9, r10, [r0], #8\n"      /* tw[i], tw[i + 1] */
+        "ldrd r11, r12, [r0, #56]\n"    /* tu[i], tu[i + 1] */
+        "smmla r9, r9, r3, r4\n"
+        "smmla r10, r10, r3, r4\n"
+        "smmla r11, r11, r6, r7\n"
+        "smmla r12, r12, r6, r7\n"
+        "asr r9, r9, r5\n"
+        "asr r10, r10, r5\n"
+        "asr r11, r11, r8\n"
+        "asr r12, r12, r8\n"
+        "add r9, r9, r11\n"             /* p of row i */
+        "add r10, r10, r12\n"           /* p of row i + 1 */
+        "ldmia lr!, {r3-r6}\n"          /* bgm bum lin dbu */
+        EP_GATES("r9")
+        "ldmia lr, {r3-r6, r9, r11}\n"  /* zeta kz nu hround hshift k16 */
+        EP_STATE("r12")
+        "ldmdb lr, {r3-r6}\n"           /* bgm bum lin dbu */
+        EP_GATES("r10")
+        "ldmia lr, {r3-r6, r9, r11, r12, lr}\n" /* zeta kz nu hround hshift k16 end2 self */
+        EP_STATE("r10")
+        "cmp r0, r12\n"
+        "bne 1b\n"
+        "2:\n"
+        "ldr r12, [lr, #72]\n"          /* end */
+        "cmp r0, r12\n"
+        "beq 3f\n"
+        "ldmia lr!, {r3-r8}\n"          /* the odd last row: mw rw sw mu ru su */
+        "ldr r9, [r0], #4\n"            /* tw[i] */
+        "ldr r10, [r0, #60]\n"          /* tu[i] */
+        "smmla r9, r9, r3, r4\n"
+        "smmla r10, r10, r6, r7\n"
+        "asr r9, r9, r5\n"
+        "asr r10, r10, r8\n"
+        "add r9, r9, r10\n"             /* p */
+        "ldmia lr!, {r3-r6}\n"          /* bgm bum lin dbu */
+        EP_GATES("r9")
+        "ldmia lr, {r3-r6, r9, r11}\n"  /* zeta kz nu hround hshift k16 */
+        EP_STATE("r10")
+        "3:\n"
+        "pop {r4-r11, pc}\n");
+}
+#undef EP_GATES
+#undef EP_STATE
 #else
-#define EP_USAT16(v) ((uint32_t)ep_clamp32((v), 0, 65535))
-#define EP_USAT15(v) ((uint32_t)ep_clamp32((v), 0, 32767))
+/*
+ * Two int32 at p + k (p 4-byte aligned, k a constant 0 .. 255) in one load / store
+ * (LDRD / STRD on DSP cores).
+ */
+#if EP_USE_DSP
+#define EP_LD2(p, k, a, b) \
+    __asm__("ldrd %0, %1, [%2, #%c3]" : "=r"(a), "=r"(b) \
+            : "r"(p), "n"(4 * (k)), "m"(*(const int32_t(*)[2])((p) + (k))))
+#define EP_ST2(p, k, a, b) \
+    __asm__("strd %1, %2, [%3, #%c4]" : "=m"(*(int32_t(*)[2])((p) + (k))) \
+            : "r"(a), "r"(b), "r"(p), "n"(4 * (k)))
+#define EP_SSAT16(v) __ssat((v), 16)
+#define EP_SSAT15(v) __ssat((v), 15)
+#else
+#define EP_LD2(p, k, a, b) ((a) = (p)[k], (b) = (p)[(k) + 1])
+#define EP_ST2(p, k, a, b) ((p)[k] = (a), (p)[(k) + 1] = (b))
+#define EP_SSAT16(v) ep_clamp32((v), -32768, 32767)
+#define EP_SSAT15(v) ep_clamp32((v), -16384, 16383)
 #endif
 
-EP_INLINE int16_t ep_sat16_fast(int32_t v)
+/* ep_fast_lin row 16 + (g >> 11) (row 48 + (g >> 10) for the update) at g. */
+EP_INLINE int32_t ep_lin_fast(int32_t g, unsigned row)
 {
-#if EP_USE_DSP
-    return (int16_t)__ssat(v, 16);
-#else
-    return ep_sat16_i(v);
-#endif
+    const int32_t *e = ep_fast_lin[row];
+    int32_t dy, c;
+    EP_LD2(e, 0, dy, c);
+    return (dy * g + c) >> 11;
 }
 
 /*
- * Three passes over a block of n >= 1 rows, each its own function (few live constants, so
- * no spills); t holds tw[EP_ROW_BLOCK] then tu[EP_ROW_BLOCK] (the step's work area).
- * 1: pre + 8 = rq(tw) + rq(tu) + 8 (Q12) -> tw.
+ * t holds tw[EP_ROW_BLOCK] then tu[EP_ROW_BLOCK] (the step's work area).
+ * 1: pre = rq(tw) + rq(tu) (Q12) -> tw, two rows at a time.
  */
 #define EP_FAST_PRE(w, u) ((ep_smmla(w, mw, rw) >> sw) + (ep_smmla(u, mu, ru) >> su))
-EP_NOINLINE void ep_fast_pre(int32_t *t, unsigned n, const ep_upd_t *u)
+EP_NOINLINE void ep_fast_pre(int32_t *t, unsigned n, const ep_fastk_t *k)
 {
-    const int32_t mw = u->mw, mu = u->mu, rw = u->rw, ru = u->ru;
-    const unsigned sw = u->sw, su = u->su;
+    const int32_t mw = k->mw, mu = k->mu, rw = k->rw, ru = k->ru;
+    const unsigned sw = (unsigned)k->sw, su = (unsigned)k->su;
     unsigned pairs = n >> 1;
     if (pairs != 0u) {
         do {
@@ -1637,42 +1724,47 @@ EP_NOINLINE void ep_fast_pre(int32_t *t, unsigned n, const ep_upd_t *u)
     }
 }
 
-/*
- * 2: z = sigmoid(g) -> tw, c / 2 = sigmoid(2 v) - 1/2 -> tu (g, v = pre + biases); the
- * table index of x is clamp(x + 8, 0, 16 - 2^-12); for 2 v see ep_tanh_lin.
- */
-#define EP_FAST_Z(pre, b) ep_lut_fast(EP_USAT16((pre) + (b) * bgm))
-#define EP_FAST_C(pre, b) ep_half_tanh_fast(EP_USAT15((pre) + (b) * bum - 16384))
-EP_NOINLINE void ep_fast_gates(int32_t *t, unsigned n, const int8_t *bg, const int8_t *bu,
-                               const ep_upd_t *u)
+/* 2: z = sigmoid(g) -> tw, c / 2 = sigmoid(2 v) - 1/2 -> tu (g, v = pre + biases). */
+EP_NOINLINE void ep_fast_gates(int32_t *t, unsigned n, const int8_t *bg, const ep_fastk_t *k)
 {
-    const int32_t bgm = u->bgm, bum = u->bum;
+    const int32_t bgm = k->bgm, bum = k->bum;
+    const int8_t *bu = bg + k->dbu;
     int32_t *const tend = t + n;
     do {
         const int32_t p0 = *t;
-        t[EP_ROW_BLOCK] = EP_FAST_C(p0, *bu++);
-        *t++ = EP_FAST_Z(p0, *bg++);
+        const int32_t g = EP_SSAT16(p0 + *bg++ * bgm), v = EP_SSAT15(p0 + *bu++ * bum);
+        t[EP_ROW_BLOCK] = ep_lin_fast(v, (unsigned)(48 + (v >> 10)));
+        *t++ = ep_lin_fast(g, (unsigned)(16 + (g >> 11)));
     } while (t != tend);
 }
 
 /* 3: h = z h + (sigmoid(zeta) (1 - z) + sigmoid(nu)) c. */
-EP_NOINLINE void ep_fast_state(const int32_t *t, unsigned n, int16_t *h, const ep_upd_t *u)
+EP_NOINLINE void ep_fast_state(const int32_t *t, unsigned n, int16_t *h, const ep_fastk_t *k)
 {
-    const int32_t zeta = u->zeta, kz = u->zeta * 32768 + 16384, nu = u->nu;
-    const int32_t hround = u->hround;
-    const unsigned hshift = u->hshift;
+    const int32_t zeta = k->zeta, kz = k->kz, nu = k->nu;
+    const int32_t hround = k->hround;
+    const unsigned hshift = (unsigned)k->hshift;
     const int32_t *const tend = t + n;
     int32_t k16 = 16384;
     EP_OPAQUE(k16); /* in a register: one MLA for z h + 16384 */
     do {
         const int32_t z = *t++;
-        *h = ep_sat16_fast(((z * *h + k16) >> 15) +
-                           (((((kz - zeta * z) >> 15) + nu) * t[EP_ROW_BLOCK - 1] + hround) >>
-                            hshift));
+        *h = (int16_t)EP_SSAT16(((z * *h + k16) >> 15) +
+                                (((((kz - zeta * z) >> 15) + nu) * t[EP_ROW_BLOCK - 1] + hround) >>
+                                 hshift));
         h++;
     } while (t != tend);
 }
+#endif
 
+EP_INLINE int16_t ep_sat16_fast(int32_t v)
+{
+#if EP_USE_DSP
+    return (int16_t)__ssat(v, 16);
+#else
+    return ep_sat16_i(v);
+#endif
+}
 /* out[i] = sat16(ep_requant(t[i], mult, shift)) for i < n, the shift test hoisted. */
 EP_NOINLINE void ep_rq_sat16_rows(const int32_t *t, int16_t *out, unsigned n, int32_t mult,
                                   int shift)
@@ -1709,14 +1801,19 @@ EP_UPDATE_FN(ep_update_qsig_qtanh, EP_NL_QUANT_SIGM, EP_NL_QUANT_TANH)
 
 /* What a step needs besides the model: the state update's constants (ep_step_init). */
 typedef struct {
-    ep_upd_t u;
     ep_update_fn upd;
-    int fast_path; /* the default fixed point's fast state update (see ep_fast_pre) */
+    int fast_path; /* the default fixed point's fast state update (see ep_fast_lin) */
+    const int8_t *bias_gate;
+    union {
+        ep_upd_t u;    /* the general state update's constants */
+        ep_fastk_t fk; /* the fast path's */
+    } c;
 } ep_step_t;
 
 static void ep_step_init(ep_step_t *s, const ep_fastgrnn_t *p)
 {
-    ep_upd_t *const u = &s->u;
+    ep_upd_t ul;
+    ep_upd_t *const u = &ul;
     const int quant_gate = p->gate_nl == EP_NL_QUANT_SIGM;
     s->upd = p->update_nl == EP_NL_QUANT_TANH
                  ? (quant_gate ? ep_update_qsig_qtanh : ep_update_sig_qtanh)
@@ -1734,26 +1831,35 @@ static void ep_step_init(ep_step_t *s, const ep_fastgrnn_t *p)
     u->bu_shift = p->bias_update_shift;
     s->fast_path = u->fast && s->upd == ep_update_sig_tanh &&
                    p->pre_frac == EP_FAST_PRE_FRAC && p->lut_off == EP_LUT_BUILTIN &&
-                   p->h_max == INT16_MAX && u->bg_shift <= 16u && u->bu_shift <= 16u &&
-                   (p->rq_shift[EP_RQ_W] <= 46u || p->rq_shift[EP_RQ_U] <= 46u);
-    if (s->fast_path) {
-        u->mw = p->rq_mult[EP_RQ_W];
-        u->mu = p->rq_mult[EP_RQ_U];
-        u->sw = p->rq_shift[EP_RQ_W] - 32u;
-        u->su = p->rq_shift[EP_RQ_U] - 32u;
-        u->rw = (int32_t)1 << (u->sw - 1u);
-        u->ru = (int32_t)1 << (u->su - 1u);
-        if (u->sw <= 14u) { /* + 8 in Q12 through one path's rounding (see ep_fast_pre) */
-            u->rw += (int32_t)EP_FAST_OFFSET << u->sw;
-        } else {
-            u->ru += (int32_t)EP_FAST_OFFSET << u->su;
-        }
-        u->bgm = (int32_t)1 << u->bg_shift;
-        u->bum = (int32_t)1 << u->bu_shift;
+                   p->h_max == INT16_MAX && u->bg_shift <= 16u && u->bu_shift <= 16u;
+    s->bias_gate = u->bias_gate;
+    if (!s->fast_path) {
+        s->c.u = ul;
+    } else {
+        ep_fastk_t *const k = &s->c.fk;
+        k->mw = p->rq_mult[EP_RQ_W];
+        k->mu = p->rq_mult[EP_RQ_U];
+        k->sw = (int32_t)p->rq_shift[EP_RQ_W] - 32;
+        k->su = (int32_t)p->rq_shift[EP_RQ_U] - 32;
+        k->rw = (int32_t)1 << (k->sw - 1);
+        k->ru = (int32_t)1 << (k->su - 1);
+        k->bgm = (int32_t)1 << u->bg_shift;
+        k->bum = (int32_t)1 << u->bu_shift;
+        k->lin = ep_fast_lin[16];
+        k->dbu = (int32_t)(u->bias_update - u->bias_gate);
+        k->zeta = u->zeta;
+        k->kz = u->zeta * 32768 + 16384;
+        k->nu = u->nu;
+        k->hround = u->hround;
+        k->hshift = (int32_t)u->hshift;
+        k->k16 = 16384;
+        k->end2 = NULL;
+        k->end = NULL;
+        k->self = k;
     }
 }
 
-EP_NOINLINE void ep_step_run(const ep_fastgrnn_t *p, const ep_step_t *s, const int16_t *raw,
+EP_NOINLINE void ep_step_run(const ep_fastgrnn_t *p, ep_step_t *s, const int16_t *raw,
                              int16_t *h, void *work)
 {
     const unsigned H = p->hidden, d = p->input_dim, rw = p->w_rank, ru = p->u_rank;
@@ -1761,7 +1867,7 @@ EP_NOINLINE void ep_step_run(const ep_fastgrnn_t *p, const ep_step_t *s, const i
     const int16_t *in_mean = EP_POOL(p, int16_t, EP_POOL_I16) + p->in_mean_off;
     const int32_t in_round = (int32_t)1 << (p->in_shift - 1);
     const unsigned in_shift = p->in_shift;
-    const ep_upd_t *const u = &s->u;
+    const ep_upd_t *const u = &s->c.u;
     int32_t *tw = (int32_t *)work;
     int32_t *tu = tw + EP_ROW_BLOCK;
     int16_t *x = (int16_t *)(tu + EP_ROW_BLOCK);
@@ -1773,7 +1879,7 @@ EP_NOINLINE void ep_step_run(const ep_fastgrnn_t *p, const ep_step_t *s, const i
 
     /* integer input normalisation: x = (raw - mean) / std in the input scale */
     for (i = 0; i < d; i++) {
-        x[i] = ep_sat16_i((((int32_t)raw[i] - in_mean[i]) * in_mult[i] + in_round) >> in_shift);
+        x[i] = ep_sat16_fast((((int32_t)raw[i] - in_mean[i]) * in_mult[i] + in_round) >> in_shift);
     }
     /* low-rank intermediates a = x W1 and v = h U1 (or a copy of h when U is full rank) */
     if (rw > 0) {
@@ -1811,9 +1917,15 @@ EP_NOINLINE void ep_step_run(const ep_fastgrnn_t *p, const ep_step_t *s, const i
             n = H - r0 < EP_ROW_BLOCK ? H - r0 : EP_ROW_BLOCK;
             ep_rows(&kw, n, xin, tw);
             ep_rows(&ku, n, v, tu);
-            ep_fast_pre(tw, n, u);
-            ep_fast_gates(tw, n, u->bias_gate + r0, u->bias_update + r0, u);
-            ep_fast_state(tw, n, h + r0, u);
+#ifdef EP_FAST_ASM
+            s->c.fk.end2 = tw + (n & ~1u);
+            s->c.fk.end = tw + n;
+            ep_fast_block(tw, h + r0, s->bias_gate + r0, &s->c.fk);
+#else
+            ep_fast_pre(tw, n, &s->c.fk);
+            ep_fast_gates(tw, n, s->bias_gate + r0, &s->c.fk);
+            ep_fast_state(tw, n, h + r0, &s->c.fk);
+#endif
         }
         return;
     }
