@@ -902,6 +902,12 @@ EP_NOINLINE void ep_rows_rowmask(ep_cursor_t *k, unsigned n, const int16_t *x, i
  * Thumb-2: n >= 1 rows; each row's pattern (< 32) jumps (TBH, no range check) to its
  * multiply-adds, which end at the shared store and loop test.
  */
+/* the end of a row (every pattern has its own copy: no branch to a shared one) */
+#define EP_RM5_NEXT \
+    "str %[s], [%[y]], #4\n" \
+    "subs %[n], %[n], #1\n" \
+    "bne .Lrm%=l\n" \
+    "b .Lrm%=x\n"
 #define EP_ROWS_RM5() \
     __asm__(".Lrm%=l:\n" \
     "ldrb %[m], [%[q]], #1\n" \
@@ -912,33 +918,33 @@ EP_NOINLINE void ep_rows_rowmask(ep_cursor_t *k, unsigned n, const int16_t *x, i
     ".Lrm%=1:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x0]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=2:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x1]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=3:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x0]\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mla %[s], %[t], %[x1], %[s]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=4:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x2]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=5:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x0]\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mla %[s], %[t], %[x2], %[s]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=6:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x1]\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mla %[s], %[t], %[x2], %[s]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=7:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x0]\n" \
@@ -946,23 +952,23 @@ EP_NOINLINE void ep_rows_rowmask(ep_cursor_t *k, unsigned n, const int16_t *x, i
     "mla %[s], %[t], %[x1], %[s]\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mla %[s], %[t], %[x2], %[s]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=8:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x3]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=9:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x0]\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mla %[s], %[t], %[x3], %[s]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=10:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x1]\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mla %[s], %[t], %[x3], %[s]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=11:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x0]\n" \
@@ -970,13 +976,13 @@ EP_NOINLINE void ep_rows_rowmask(ep_cursor_t *k, unsigned n, const int16_t *x, i
     "mla %[s], %[t], %[x1], %[s]\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mla %[s], %[t], %[x3], %[s]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=12:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x2]\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mla %[s], %[t], %[x3], %[s]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=13:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x0]\n" \
@@ -984,7 +990,7 @@ EP_NOINLINE void ep_rows_rowmask(ep_cursor_t *k, unsigned n, const int16_t *x, i
     "mla %[s], %[t], %[x2], %[s]\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mla %[s], %[t], %[x3], %[s]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=14:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x1]\n" \
@@ -992,7 +998,7 @@ EP_NOINLINE void ep_rows_rowmask(ep_cursor_t *k, unsigned n, const int16_t *x, i
     "mla %[s], %[t], %[x2], %[s]\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mla %[s], %[t], %[x3], %[s]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=15:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x0]\n" \
@@ -1002,23 +1008,23 @@ EP_NOINLINE void ep_rows_rowmask(ep_cursor_t *k, unsigned n, const int16_t *x, i
     "mla %[s], %[t], %[x2], %[s]\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mla %[s], %[t], %[x3], %[s]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=16:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x4]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=17:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x0]\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mla %[s], %[t], %[x4], %[s]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=18:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x1]\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mla %[s], %[t], %[x4], %[s]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=19:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x0]\n" \
@@ -1026,13 +1032,13 @@ EP_NOINLINE void ep_rows_rowmask(ep_cursor_t *k, unsigned n, const int16_t *x, i
     "mla %[s], %[t], %[x1], %[s]\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mla %[s], %[t], %[x4], %[s]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=20:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x2]\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mla %[s], %[t], %[x4], %[s]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=21:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x0]\n" \
@@ -1040,7 +1046,7 @@ EP_NOINLINE void ep_rows_rowmask(ep_cursor_t *k, unsigned n, const int16_t *x, i
     "mla %[s], %[t], %[x2], %[s]\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mla %[s], %[t], %[x4], %[s]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=22:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x1]\n" \
@@ -1048,7 +1054,7 @@ EP_NOINLINE void ep_rows_rowmask(ep_cursor_t *k, unsigned n, const int16_t *x, i
     "mla %[s], %[t], %[x2], %[s]\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mla %[s], %[t], %[x4], %[s]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=23:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x0]\n" \
@@ -1058,13 +1064,13 @@ EP_NOINLINE void ep_rows_rowmask(ep_cursor_t *k, unsigned n, const int16_t *x, i
     "mla %[s], %[t], %[x2], %[s]\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mla %[s], %[t], %[x4], %[s]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=24:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x3]\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mla %[s], %[t], %[x4], %[s]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=25:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x0]\n" \
@@ -1072,7 +1078,7 @@ EP_NOINLINE void ep_rows_rowmask(ep_cursor_t *k, unsigned n, const int16_t *x, i
     "mla %[s], %[t], %[x3], %[s]\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mla %[s], %[t], %[x4], %[s]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=26:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x1]\n" \
@@ -1080,7 +1086,7 @@ EP_NOINLINE void ep_rows_rowmask(ep_cursor_t *k, unsigned n, const int16_t *x, i
     "mla %[s], %[t], %[x3], %[s]\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mla %[s], %[t], %[x4], %[s]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=27:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x0]\n" \
@@ -1090,7 +1096,7 @@ EP_NOINLINE void ep_rows_rowmask(ep_cursor_t *k, unsigned n, const int16_t *x, i
     "mla %[s], %[t], %[x3], %[s]\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mla %[s], %[t], %[x4], %[s]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=28:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x2]\n" \
@@ -1098,7 +1104,7 @@ EP_NOINLINE void ep_rows_rowmask(ep_cursor_t *k, unsigned n, const int16_t *x, i
     "mla %[s], %[t], %[x3], %[s]\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mla %[s], %[t], %[x4], %[s]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=29:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x0]\n" \
@@ -1108,7 +1114,7 @@ EP_NOINLINE void ep_rows_rowmask(ep_cursor_t *k, unsigned n, const int16_t *x, i
     "mla %[s], %[t], %[x3], %[s]\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mla %[s], %[t], %[x4], %[s]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=30:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x1]\n" \
@@ -1118,7 +1124,7 @@ EP_NOINLINE void ep_rows_rowmask(ep_cursor_t *k, unsigned n, const int16_t *x, i
     "mla %[s], %[t], %[x3], %[s]\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mla %[s], %[t], %[x4], %[s]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=31:\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mul %[s], %[t], %[x0]\n" \
@@ -1130,13 +1136,14 @@ EP_NOINLINE void ep_rows_rowmask(ep_cursor_t *k, unsigned n, const int16_t *x, i
     "mla %[s], %[t], %[x3], %[s]\n" \
     "ldrsb %[t], [%[w]], #1\n" \
     "mla %[s], %[t], %[x4], %[s]\n" \
-    "b .Lrm%=e\n" \
+    EP_RM5_NEXT \
     ".Lrm%=0:\n" \
     "mov %[s], #0\n" \
     ".Lrm%=e:\n" \
     "str %[s], [%[y]], #4\n" \
     "subs %[n], %[n], #1\n" \
     "bne .Lrm%=l\n" \
+    ".Lrm%=x:\n" \
             : [w] "+r"(w), [q] "+r"(q), [y] "+r"(y), [n] "+r"(n), [s] "=&r"(sum), \
               [t] "=&r"(t_), [m] "=&r"(m_) \
             : [x0] "r"(x0), [x1] "r"(x1), [x2] "r"(x2), [x3] "r"(x3), [x4] "r"(x4) \
@@ -1555,6 +1562,26 @@ typedef struct ep_fastk_s {
     const int32_t *end;             /* tw + n */
 } ep_fastk_t;
 
+/*
+ * Two int32 at p + k (p 4-byte aligned, k a constant 0 .. 255) in one load / store
+ * (LDRD / STRD on DSP cores).
+ */
+#if EP_USE_DSP
+#define EP_LD2(p, k, a, b) \
+    __asm__("ldrd %0, %1, [%2, #%c3]" : "=r"(a), "=r"(b) \
+            : "r"(p), "n"(4 * (k)), "m"(*(const int32_t(*)[2])((p) + (k))))
+#define EP_ST2(p, k, a, b) \
+    __asm__("strd %1, %2, [%3, #%c4]" : "=m"(*(int32_t(*)[2])((p) + (k))) \
+            : "r"(a), "r"(b), "r"(p), "n"(4 * (k)))
+#define EP_SSAT16(v) __ssat((v), 16)
+#define EP_SSAT15(v) __ssat((v), 15)
+#else
+#define EP_LD2(p, k, a, b) ((a) = (p)[k], (b) = (p)[(k) + 1])
+#define EP_ST2(p, k, a, b) ((p)[k] = (a), (p)[(k) + 1] = (b))
+#define EP_SSAT16(v) ep_clamp32((v), -32768, 32767)
+#define EP_SSAT15(v) ep_clamp32((v), -16384, 16383)
+#endif
+
 /* acc + ((a * b) >> 32) (SMMLA); the caller keeps the sum within int32. */
 EP_INLINE int32_t ep_smmla(int32_t a, int32_t b, int32_t acc)
 {
@@ -1669,26 +1696,6 @@ __attribute__((naked, noinline)) static void ep_fast_block(EP_ARG int32_t *t, EP
 #undef EP_GATES
 #undef EP_STATE
 #else
-/*
- * Two int32 at p + k (p 4-byte aligned, k a constant 0 .. 255) in one load / store
- * (LDRD / STRD on DSP cores).
- */
-#if EP_USE_DSP
-#define EP_LD2(p, k, a, b) \
-    __asm__("ldrd %0, %1, [%2, #%c3]" : "=r"(a), "=r"(b) \
-            : "r"(p), "n"(4 * (k)), "m"(*(const int32_t(*)[2])((p) + (k))))
-#define EP_ST2(p, k, a, b) \
-    __asm__("strd %1, %2, [%3, #%c4]" : "=m"(*(int32_t(*)[2])((p) + (k))) \
-            : "r"(a), "r"(b), "r"(p), "n"(4 * (k)))
-#define EP_SSAT16(v) __ssat((v), 16)
-#define EP_SSAT15(v) __ssat((v), 15)
-#else
-#define EP_LD2(p, k, a, b) ((a) = (p)[k], (b) = (p)[(k) + 1])
-#define EP_ST2(p, k, a, b) ((p)[k] = (a), (p)[(k) + 1] = (b))
-#define EP_SSAT16(v) ep_clamp32((v), -32768, 32767)
-#define EP_SSAT15(v) ep_clamp32((v), -16384, 16383)
-#endif
-
 /* ep_fast_lin row 16 + (g >> 11) (row 48 + (g >> 10) for the update) at g. */
 EP_INLINE int32_t ep_lin_fast(int32_t g, unsigned row)
 {
@@ -1773,9 +1780,18 @@ EP_NOINLINE void ep_rq_sat16_rows(const int32_t *t, int16_t *out, unsigned n, in
     if (shift >= 33) { /* |high word| <= 2^30, rounding <= 2^29: no overflow */
         const int32_t rnd = (int32_t)1 << (shift - 33);
         const unsigned sh = (unsigned)shift - 32u;
-        const int32_t *const tend = t + n;
-        while (t != tend) {
-            *out++ = ep_sat16_fast(ep_smmla(*t++, mult, rnd) >> sh);
+        unsigned pairs = n >> 1;
+        if (pairs != 0u) {
+            do { /* two rows per LDRD */
+                int32_t t0, t1;
+                EP_LD2(t, 0, t0, t1);
+                *out++ = (int16_t)EP_SSAT16(ep_smmla(t0, mult, rnd) >> sh);
+                *out++ = (int16_t)EP_SSAT16(ep_smmla(t1, mult, rnd) >> sh);
+                t += 2;
+            } while (--pairs != 0u);
+        }
+        if (n & 1u) {
+            *out = (int16_t)EP_SSAT16(ep_smmla(*t, mult, rnd) >> sh);
         }
     } else {
         for (i = 0; i < n; i++) {

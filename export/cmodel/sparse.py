@@ -165,7 +165,7 @@ COST_MODEL: dict[str, tuple[float, float, float]] = {
     "bitmask<=24": (8.0, 13.0, 0.0),
     "bitmask<=5": (2.0, 25.0, 0.0),
     "rowmask": (8.0, 10.0, 0.0),
-    "rowmask<=5": (2.0, 8.5, 0.0),
+    "rowmask<=5": (2.0, 7.5, 0.0),
     "rle4": (0.0, 2.0, 0.0),
 }
 _RLE4_PER_CODE = 13.0
