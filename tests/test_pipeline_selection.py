@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from edgeprune.pipeline.run import select
+from edgeprune.pipeline.run import bisect_sparsity, select
 
 
 def _cand(acc: float, size: int, sparsity: float) -> dict:
@@ -35,3 +35,16 @@ def test_more_validation_data_narrows_the_tie():
 def test_equal_size_prefers_the_more_accurate():
     tuned = [_cand(0.940, 3000, 0.7), _cand(0.942, 3000, 0.7)]
     assert select(tuned, n_val=2000)[0]["val_accuracy"] == 0.942
+
+
+def test_bisection_finds_the_lowest_passing_sparsity_on_the_grid():
+    tried = []
+
+    def passes(s: float) -> bool:
+        tried.append(s)
+        return s >= 0.934
+
+    assert bisect_sparsity(0.9, 0.95, passes) == 0.94
+    assert all(round(s, 2) == s for s in tried)  # grid points only
+    assert len(tried) <= 4
+    assert bisect_sparsity(0.9, 0.91, passes) == 0.91 and len(tried) <= 4  # nothing between

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -61,6 +62,18 @@ def select(tuned: list[dict[str, Any]], n_val: int) -> tuple[dict[str, Any], flo
     tolerance = float(np.sqrt(best_acc * (1 - best_acc) / max(n_val, 1)))
     tied = [c for c in tuned if c["val_accuracy"] >= best_acc - tolerance - 1e-12]
     return min(tied, key=lambda c: (c["model_bytes"], -c["val_accuracy"])), tolerance
+
+
+def bisect_sparsity(lo: float, hi: float, passes: Callable[[float], bool]) -> float:
+    """The lowest sparsity on the ``REFINE_STEP`` grid in ``(lo, hi]`` that ``passes``,
+    given that ``lo`` fails and ``hi`` passes (a monotone test: fits the budget, runs fast
+    enough); ``passes`` is called once per midpoint tried."""
+    while hi - lo > REFINE_STEP + 1e-9:
+        mid = round(round((lo + hi) / 2 / REFINE_STEP) * REFINE_STEP, 4)
+        if mid in (lo, hi):
+            break
+        lo, hi = (lo, mid) if passes(mid) else (mid, hi)
+    return hi
 
 
 class NoFitError(RuntimeError):
@@ -288,14 +301,12 @@ class Pipeline:
             fitting = [r["sparsity"] for r in rows if r["fits"]]
             if fitting and fitting[0] > 0:
                 lo = max(r["sparsity"] for r in rows if r["sparsity"] < fitting[0])
-                hi = fitting[0]
-                while hi - lo > REFINE_STEP + 1e-9:
-                    mid = round((lo + hi) / 2 / REFINE_STEP) * REFINE_STEP
-                    if mid in (lo, hi):
-                        break
-                    row = self._probe(arch, round(mid, 4))
-                    rows.append(row)
-                    lo, hi = (lo, mid) if row["fits"] else (mid, hi)
+
+                def fits(sparsity: float) -> bool:
+                    rows.append(self._probe(arch, sparsity))
+                    return rows[-1]["fits"]
+
+                bisect_sparsity(lo, fitting[0], fits)
             rows.sort(key=lambda r: r["sparsity"])
             return {"rows": rows, "_seconds": time.perf_counter() - start}
 
@@ -305,17 +316,27 @@ class Pipeline:
     def probe_speed(self, arch: Arch, fitting: list[float]) -> dict[str, Any]:
         """With ``--max-instructions``: the one-shot models' instructions per window at the
         fitting probe sparsities, lowest first, up to the first within the speed budget
-        (pruning removes multiply-accumulates, so higher sparsities run faster)."""
+        (pruning removes multiply-accumulates, so higher sparsities run faster), then
+        bisection to the lowest sparsity within it."""
 
         def compute() -> dict[str, Any]:
             start = time.perf_counter()
-            rows = []
+            rows: list[dict[str, Any]] = []
+
+            def fast(sparsity: float) -> bool:
+                count = self._instructions(self._one_shot(arch, sparsity))
+                rows.append({"sparsity": sparsity, "instructions_per_window": count})
+                return count <= self.max_instructions
+
+            slow = None
             for s in fitting:
-                count = self._instructions(self._one_shot(arch, s))
-                rows.append({"sparsity": s, "instructions_per_window": count})
-                if count <= self.max_instructions:
+                if fast(s):
+                    if slow is not None:
+                        bisect_sparsity(slow, s, fast)
                     break
-            return {"rows": rows, "_seconds": time.perf_counter() - start}
+                slow = s
+            return {"rows": sorted(rows, key=lambda r: r["sparsity"]),
+                    "_seconds": time.perf_counter() - start}
 
         log(f"measuring instructions per window of {arch.label} on {BOARD} (QEMU)")
         return self._timed(f"speed-{arch.label}", compute)
@@ -396,7 +417,7 @@ class Pipeline:
                 fast = [r["sparsity"] for r in speed
                         if r["instructions_per_window"] <= self.max_instructions]
                 fast_enough = bool(fast)
-                chosen = sorted({*chosen, *fast})
+                chosen = sorted({*chosen, *fast[:1]})  # the lowest sparsity fast enough
             for s in chosen:
                 candidates.append(self.finetune(arch, s))
             if fitting[0] <= TRY_SMALLER_ABOVE and fast_enough:
