@@ -18,6 +18,15 @@
 #else
 #define EP_USE_DSP 0
 #endif
+/* SSAT (ARMv6 and ARMv7-M, the Cortex-M3 included): the saturations of the fast paths */
+#if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT && !defined(EP_NO_DSP)
+#if !EP_USE_DSP
+#include <arm_acle.h>
+#endif
+#define EP_USE_SAT 1
+#else
+#define EP_USE_SAT 0
+#endif
 
 #if defined(__GNUC__) || defined(__clang__)
 #define EP_INLINE static inline __attribute__((always_inline))
@@ -1573,11 +1582,14 @@ typedef struct ep_fastk_s {
 #define EP_ST2(p, k, a, b) \
     __asm__("strd %1, %2, [%3, #%c4]" : "=m"(*(int32_t(*)[2])((p) + (k))) \
             : "r"(a), "r"(b), "r"(p), "n"(4 * (k)))
-#define EP_SSAT16(v) __ssat((v), 16)
-#define EP_SSAT15(v) __ssat((v), 15)
 #else
 #define EP_LD2(p, k, a, b) ((a) = (p)[k], (b) = (p)[(k) + 1])
 #define EP_ST2(p, k, a, b) ((p)[k] = (a), (p)[(k) + 1] = (b))
+#endif
+#if EP_USE_SAT
+#define EP_SSAT16(v) __ssat((v), 16)
+#define EP_SSAT15(v) __ssat((v), 15)
+#else
 #define EP_SSAT16(v) ep_clamp32((v), -32768, 32767)
 #define EP_SSAT15(v) ep_clamp32((v), -16384, 16383)
 #endif
@@ -1696,10 +1708,11 @@ __attribute__((naked, noinline)) static void ep_fast_block(EP_ARG int32_t *t, EP
 #undef EP_GATES
 #undef EP_STATE
 #else
-/* ep_fast_lin row 16 + (g >> 11) (row 48 + (g >> 10) for the update) at g. */
-EP_INLINE int32_t ep_lin_fast(int32_t g, unsigned row)
+/* ep_fast_lin row 16 + (g >> 11) (row 48 + (g >> 10) for the update) at g: lin = row 16
+   or 48, seg = g >> 11 or g >> 10 (-16 .. 15). */
+EP_INLINE int32_t ep_lin_fast(int32_t g, const int32_t (*lin)[2], int32_t seg)
 {
-    const int32_t *e = ep_fast_lin[row];
+    const int32_t *e = lin[seg];
     int32_t dy, c;
     EP_LD2(e, 0, dy, c);
     return (dy * g + c) >> 11;
@@ -1740,8 +1753,8 @@ EP_NOINLINE void ep_fast_gates(int32_t *t, unsigned n, const int8_t *bg, const e
     do {
         const int32_t p0 = *t;
         const int32_t g = EP_SSAT16(p0 + *bg++ * bgm), v = EP_SSAT15(p0 + *bu++ * bum);
-        t[EP_ROW_BLOCK] = ep_lin_fast(v, (unsigned)(48 + (v >> 10)));
-        *t++ = ep_lin_fast(g, (unsigned)(16 + (g >> 11)));
+        t[EP_ROW_BLOCK] = ep_lin_fast(v, ep_fast_lin + 48, v >> 10);
+        *t++ = ep_lin_fast(g, ep_fast_lin + 16, g >> 11);
     } while (t != tend);
 }
 
@@ -1766,7 +1779,7 @@ EP_NOINLINE void ep_fast_state(const int32_t *t, unsigned n, int16_t *h, const e
 
 EP_INLINE int16_t ep_sat16_fast(int32_t v)
 {
-#if EP_USE_DSP
+#if EP_USE_SAT
     return (int16_t)__ssat(v, 16);
 #else
     return ep_sat16_i(v);
@@ -1875,14 +1888,23 @@ static void ep_step_init(ep_step_t *s, const ep_fastgrnn_t *p)
     }
 }
 
+/* integer input normalisation of one step: x = (raw - mean) / std in the input scale */
+EP_NOINLINE void ep_norm_step(const ep_fastgrnn_t *p, const int16_t *raw, int16_t *x)
+{
+    const int16_t *mult = EP_POOL(p, int16_t, EP_POOL_I16) + p->in_mult_off;
+    const int16_t *mean = EP_POOL(p, int16_t, EP_POOL_I16) + p->in_mean_off;
+    const int32_t round = (int32_t)1 << (p->in_shift - 1);
+    const unsigned shift = p->in_shift;
+    int16_t *const xend = x + p->input_dim;
+    while (x != xend) {
+        *x++ = ep_sat16_fast((((int32_t)*raw++ - *mean++) * *mult++ + round) >> shift);
+    }
+}
+
 EP_NOINLINE void ep_step_run(const ep_fastgrnn_t *p, ep_step_t *s, const int16_t *raw,
                              int16_t *h, void *work)
 {
     const unsigned H = p->hidden, d = p->input_dim, rw = p->w_rank, ru = p->u_rank;
-    const int16_t *in_mult = EP_POOL(p, int16_t, EP_POOL_I16) + p->in_mult_off;
-    const int16_t *in_mean = EP_POOL(p, int16_t, EP_POOL_I16) + p->in_mean_off;
-    const int32_t in_round = (int32_t)1 << (p->in_shift - 1);
-    const unsigned in_shift = p->in_shift;
     const ep_upd_t *const u = &s->c.u;
     int32_t *tw = (int32_t *)work;
     int32_t *tu = tw + EP_ROW_BLOCK;
@@ -1893,10 +1915,7 @@ EP_NOINLINE void ep_step_run(const ep_fastgrnn_t *p, ep_step_t *s, const int16_t
     ep_cursor_t kw, ku;
     unsigned i, r0, n;
 
-    /* integer input normalisation: x = (raw - mean) / std in the input scale */
-    for (i = 0; i < d; i++) {
-        x[i] = ep_sat16_fast((((int32_t)raw[i] - in_mean[i]) * in_mult[i] + in_round) >> in_shift);
-    }
+    ep_norm_step(p, raw, x);
     /* low-rank intermediates a = x W1 and v = h U1 (or a copy of h when U is full rank) */
     if (rw > 0) {
         const int32_t mult = p->rq_mult[EP_RQ_A];
