@@ -122,6 +122,29 @@ def test_kernel_paths_bit_exact_scores(board: str, sparsity: float, options: dic
     assert mcu["scores"] == scores.tolist()
 
 
+@pytest.mark.parametrize("hidden", [37, 17])
+def test_fast_update_odd_blocks(hidden: int, tmp_path: Path) -> None:
+    """The fast state update's asm loop on blocks of an odd number of rows (37: 16, 16, 5
+    rows, pairs and a last row alone; 17: a block of one row) is bit-exact."""
+    rng = np.random.default_rng(hidden)
+    d, rw, ru, c = 9, 5, 8, 2
+    p = {"W1": rng.normal(0, 0.3, (d, rw)), "W2": rng.normal(0, 0.3, (rw, hidden)),
+         "U1": rng.normal(0, 0.1, (hidden, ru)), "U2": rng.normal(0, 0.1, (ru, hidden)),
+         "bias_gate": rng.normal(1, 0.5, hidden), "bias_update": rng.normal(0, 0.5, hidden),
+         "zeta": 1.0, "nu": -4.0, "dense_kernel": rng.normal(0, 0.3, (hidden, c)),
+         "dense_bias": np.zeros(c)}
+    params = {k: np.asarray(v, dtype=np.float32) for k, v in p.items()}
+    calib = rng.normal(0, 0.5, (32, 128, 9)).astype(np.float32)
+    flat = calib.reshape(-1, 9)
+    im = cmodel.quantize_fastgrnn(params, flat.mean(0), flat.std(0), calib)
+    cmodel.generate_c(im, tmp_path / "c", "odd")
+    x16 = cmodel.quantize_input(im, rng.normal(0, 0.8, (3, 128, 9)))
+    expected, scores = cmodel.reference_predict(im, x16)
+    mcu = firmware.build_and_run(tmp_path / "c", x16, expected, "mps2-an386", tmp_path / "fw",
+                                 30, exact=False)
+    assert mcu["scores"] == scores.tolist()
+
+
 def test_small_cnn_model(tmp_path: Path) -> None:
     """A generated integer CNN (conv, maxpool, GAP, dense) through the same firmware."""
     if not hasattr(cmodel, "quantize_cnn"):
