@@ -27,7 +27,8 @@
  * Speed: on cores with the DSP extension (__ARM_FEATURE_DSP, e.g. Cortex-M4/M7/M33) dense
  * rows, the table interpolation and the saturations use SMLAD/SXTB16/SSAT/USAT; the
  * portable C computes the same values. The default fixed point (pre_frac 12, the built-in
- * table, sigmoid/tanh, 16-bit state, W/U requantiser shifts >= 33) has a fast state update.
+ * table, sigmoid/tanh, 16-bit state, W/U requantiser shifts >= 33) has a fast state update
+ * (with GCC/Clang on Thumb-2 DSP cores one asm loop per block of rows; the same values).
  *
  * Sparse matrix M (rows = outputs, cols = inputs; y[r] = sum_c M[r][c] * x[c]), stored as
  *   EP_FMT_DENSE    values[rows*cols] row-major, index unused; in each row, every full group
