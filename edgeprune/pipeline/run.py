@@ -87,7 +87,6 @@ class Settings:
     dense_epochs: int | None  # None: the family's measured default
     ramp_epochs: int
     finetune_epochs: int
-    finetune_lr: float
     extra_candidates: int  # fine-tuned sparsities beyond the smallest that fits, per arch
     high_sparsity: float | None  # also fine-tuned when it fits (HIGH_SPARSITY; None: not)
     firmware_windows: int
@@ -96,8 +95,8 @@ class Settings:
     @classmethod
     def for_args(cls, args: argparse.Namespace) -> Settings:
         if args.quick:
-            return cls(10, 1, 3, 3e-3, 0, None, 8, 600)
-        return cls(None, 6, 14, 3e-3, 1, HIGH_SPARSITY, 64, None)
+            return cls(10, 1, 3, 0, None, 8, 600)
+        return cls(None, 6, 14, 1, HIGH_SPARSITY, 64, None)
 
 
 def log(message: str) -> None:
@@ -374,15 +373,16 @@ class Pipeline:
                 ramp = tfmot.sparsity.keras.PolynomialDecay(
                     0.0, sparsity, begin_step=0, end_step=max(steps * st.ramp_epochs - 1, 1),
                     frequency=max(steps // 4, 1))
+                lr = self.family.finetune_lr
                 training.train(model, train_xy, val_xy, epochs=st.ramp_epochs,
-                               batch_size=batch, lr=st.finetune_lr, schedule="constant",
+                               batch_size=batch, lr=lr, schedule="constant",
                                seed=self.args.seed, progress=False, augment=augment,
                                callbacks=[pruning.GlobalPruningCallback(ramp, mt)], **distill)
                 masks = pruning.make_masks(model, "global_mt", sparsity, mt, self.args.seed)
                 pruning.apply_masks(model, masks)
                 training.train(
                     model, train_xy, val_xy, epochs=st.finetune_epochs, batch_size=batch,
-                    lr=st.finetune_lr, schedule="cosine", seed=self.args.seed, augment=augment,
+                    lr=lr, schedule="cosine", seed=self.args.seed, augment=augment,
                     checkpoint_dir=self.rd.path("checkpoints", tag, "x").parent,
                     callbacks=[pruning.GlobalPruningCallback(None, mt, masks=masks)], **distill)
             self._save_weights(model, tag)
