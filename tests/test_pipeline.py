@@ -141,6 +141,8 @@ def test_speed_budget_selects_a_candidate_that_runs_within_it(quick_run: Path,
     assert report["mcu"]["instructions_per_window"] <= limit
     assert report["mcu"]["agreement"] == 1.0
     assert "instructions/window" in (out / "report.md").read_text()
+    assert (out / "speed_frontier.png").stat().st_size > 0
+    assert not (quick_run / "speed_frontier.png").exists()
 
 
 @needs_board

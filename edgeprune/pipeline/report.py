@@ -1,4 +1,5 @@
-"""What a pipeline run shows a person: report.md, a summary table, and three plots."""
+"""What a pipeline run shows a person: report.md, a summary table, and plots (three, and a
+speed frontier with --max-instructions)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,35 @@ def plot_frontier(candidates: list[dict[str, Any]], budget_bytes: int, path: pat
     ax.set_xlabel("model bytes in flash (KiB, measured from the compiled C model)")
     ax.set_ylabel("validation accuracy (%, C int8 model)")
     ax.set_title("Size–accuracy frontier of the candidates")
+    ax.legend()
+    _save(fig, path)
+
+
+def plot_speed_frontier(candidates: list[dict[str, Any]], max_instructions: int,
+                        path: pathlib.Path) -> None:
+    """Validation accuracy against measured instructions per window of the fine-tuned
+    candidates that fit the byte budget, the instruction budget as a vertical line."""
+    timed = [c for c in candidates if "instructions_per_window" in c]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for fast, color in ((True, "tab:blue"), (False, "tab:grey")):
+        pts = [c for c in timed if (c["instructions_per_window"] <= max_instructions) == fast]
+        if pts:
+            ax.scatter([c["instructions_per_window"] / 1e6 for c in pts],
+                       [100 * c["val_accuracy"] for c in pts], color=color,
+                       label="within the budget" if fast else "too slow")
+        for c in pts:
+            ax.annotate(f"{c['sparsity']:.0%}", (c["instructions_per_window"] / 1e6,
+                                                 100 * c["val_accuracy"]),
+                        textcoords="offset points", xytext=(4, 4), fontsize=8)
+    chosen = [c for c in timed if c.get("selected")]
+    if chosen:
+        ax.scatter([chosen[0]["instructions_per_window"] / 1e6],
+                   [100 * chosen[0]["val_accuracy"]], s=160, facecolors="none",
+                   edgecolors="red", label="selected")
+    ax.axvline(max_instructions / 1e6, color="grey", linestyle="--", label="instruction budget")
+    ax.set_xlabel("million instructions per window (emulated Cortex-M4, measured)")
+    ax.set_ylabel("validation accuracy (%, C int8 model)")
+    ax.set_title("Speed–accuracy of the fine-tuned candidates")
     ax.legend()
     _save(fig, path)
 
@@ -143,6 +173,8 @@ def write_report_md(report: dict[str, Any], path: pathlib.Path) -> None:
     lines += [f"| {r['name']} | {r['weights']} | {r['nonzeros']} | {100 * r['sparsity']:.1f}% |"
               for r in report["per_layer"]]
     lines += ["", "## Plots", "", "![frontier](frontier.png)", "",
+              *(["![speed frontier](speed_frontier.png)", ""]
+                if report.get("budget_instructions") is not None else []),
               "![per-layer sparsity](per_layer_sparsity.png)", "",
               "![confusion matrix](confusion_matrix.png)", "",
               "## Stage times (s)", ""]

@@ -598,6 +598,9 @@ class Pipeline:
             report["fits_instruction_budget"] = counted <= self.max_instructions
         out = self.rd.root
         rpt.plot_frontier(report["candidates"], self.budget, out / "frontier.png")
+        if self.max_instructions is not None:
+            rpt.plot_speed_frontier(report["candidates"], self.max_instructions,
+                                    out / "speed_frontier.png")
         rpt.plot_per_layer(report["per_layer"], out / "per_layer_sparsity.png")
         rpt.plot_confusion(np.array(exported["confusion_test_c_int8"]), ["0", "1"],
                            "HAR-2 test, C int8 model", out / "confusion_matrix.png")
