@@ -48,3 +48,49 @@ def test_bisection_finds_the_lowest_passing_sparsity_on_the_grid():
     assert all(round(s, 2) == s for s in tried)  # grid points only
     assert len(tried) <= 4
     assert bisect_sparsity(0.9, 0.91, passes) == 0.91 and len(tried) <= 4  # nothing between
+
+
+class _SearchOnly:
+    """The search's decisions with its measurements replaced: architecture ``a`` fits
+    the byte budget from sparsity ``fit[a]`` and runs fast enough from ``fast[a]``;
+    validation accuracy falls with sparsity. Records the architectures trained."""
+
+    def __init__(self, tmp_path, fit: dict, fast: dict, max_instructions):
+        import argparse
+
+        from edgeprune.pipeline.run import Pipeline
+
+        args = argparse.Namespace(model="fastgrnn", budget_kb=8.0, data="hapt", data_path=None,
+                                  seed=0, min_threshold=0.0005, quick=False,
+                                  max_instructions=max_instructions, out=tmp_path / "run",
+                                  no_firmware=True)
+        self.p, self.fit, self.fast, self.trained = Pipeline(args), fit, fast, []
+        self.p.ds = type("DS", (), {"val": range(2000)})()
+        self.p.train_dense = lambda arch: self.trained.append(arch.label)
+        self.p.probe_sizes = lambda arch: {"rows": [
+            self._row(arch, s, False) for s in (0.0, 0.5, 0.7, 0.8, 0.9, 0.95)]}
+        self.p.probe_speed = lambda arch, fitting: {"rows": [
+            {"sparsity": s, "instructions_per_window": 9 if s >= self.fast[arch.label] else 11}
+            for s in fitting]}
+        self.p.finetune = lambda arch, s: self._row(arch, s, True)
+        self.p.candidate_speed = lambda c: 9 if c["sparsity"] >= self.fast[c["arch"]] else 11
+
+    def _row(self, arch, s, tuned):
+        return {"arch": arch.label, **arch.as_dict(), "sparsity": s, "finetuned": tuned,
+                "fits": s >= self.fit[arch.label], "model_bytes": int(8000 * (1 - s)),
+                "val_accuracy": 0.96 - 0.05 * s - (0.01 if arch.hidden < 80 else 0),
+                "weights": f"{arch.label}-{s}"}
+
+
+def test_a_smaller_architecture_is_tried_only_when_a_budget_needs_high_sparsity(tmp_path):
+    big, small = "h80-w5-u40", "h48-w5-u16"
+    search = _SearchOnly(tmp_path, {big: 0.5, small: 0.0}, {big: 0.0, small: 0.0}, None)
+    search.p.search()
+    assert search.trained == [big]  # fits at 50%: the smaller one is not trained
+    search = _SearchOnly(tmp_path / "a", {big: 0.5, small: 0.0}, {big: 0.95, small: 0.0}, 10)
+    _, best = search.p.search()
+    assert search.trained == [big, small]  # fast enough only at 95%: try the smaller one
+    assert best["arch"] == small and best["sparsity"] == 0.0
+    search = _SearchOnly(tmp_path / "b", {big: 0.5, small: 0.0}, {big: 0.5, small: 0.0}, 10)
+    _, best = search.p.search()
+    assert search.trained == [big] and best["sparsity"] == 0.5
