@@ -134,6 +134,11 @@ def test_speed_budget_selects_a_candidate_that_runs_within_it(quick_run: Path,
     tuned = [c for c in report["candidates"] if c["finetuned"] and c["fits"]]
     assert all(c["instructions_per_window"] > 0 for c in tuned)
     assert any(c["instructions_per_window"] > limit for c in tuned)  # measured and excluded
+    probes = report["speed_probes"]  # one-shot models: the slow ones, then bisection to
+    fast = [p["sparsity"] for p in probes if p["instructions_per_window"] <= limit]
+    slow = [p["sparsity"] for p in probes if p["instructions_per_window"] > limit]
+    assert fast and max(slow, default=-1) < min(fast)  # the lowest fast sparsity, which
+    assert min(fast) in {c["sparsity"] for c in tuned}  # is fine-tuned too
     selected = [c for c in report["candidates"] if c["selected"]][0]
     assert selected["instructions_per_window"] <= limit
     assert report["selected"]["sparsity"] > unlimited["selected"]["sparsity"]

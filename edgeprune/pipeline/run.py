@@ -162,6 +162,7 @@ class Pipeline:
         self.rd = RunDir(args.out, run_args).open()
         self.seconds: dict[str, float] = {}
         self.ds: har_data.HarDataset | None = None
+        self._speed_probes: list[dict[str, Any]] = []  # one-shot instruction counts
 
     # ----------------------------------------------------------------- helpers
     def _timed(self, name: str, compute):
@@ -415,6 +416,7 @@ class Pipeline:
             needed = fitting[0]  # the sparsity this architecture needs to meet the budgets
             if self.max_instructions is not None:
                 speed = self.probe_speed(arch, fitting)["rows"]
+                self._speed_probes += [{"arch": arch.label, **r} for r in speed]
                 fast = [r["sparsity"] for r in speed
                         if r["instructions_per_window"] <= self.max_instructions]
                 chosen = sorted({*chosen, *fast[:1]})  # the lowest sparsity fast enough
@@ -583,6 +585,7 @@ class Pipeline:
                                      ", among those within the instruction budget"),
                           "tolerance": round(self._tolerance, 5)},
             "budget_instructions": self.max_instructions,
+            "speed_probes": self._speed_probes,
             "accuracy": exported["accuracy"],
             "bytes": exported["bytes"],
             "per_layer": exported["per_layer"],
