@@ -102,6 +102,13 @@ def test_synthetic_windows_dense_vs_sparse(tmp_path: Path) -> None:
     ("mps2-an386", 0.7, {"lut_shift": 2, "formats": {"w1": "csr16", "w2": "bitmask",
                                                      "u1": "bitmask", "u2": "rle4"}}),
     ("mps2-an386", 0.9, {"formats": {"w2": "csr8", "u1": "rle4", "u2": "bitmask"}}),
+    # a = W1 x (5 rows: pairs and a last row alone) and v = U1 h requantised in their
+    # csr8n rows; U2 as csr8 rows of <= 15 nonzeros
+    ("mps2-an386", 0.9, {"formats": {"w1": "csr8n", "u1": "csr8n", "u2": "csr8"}}),
+    # csr8 rows of more than 15 nonzeros (U1 ~40, U2 and the classifier ~20 and 40), a and
+    # v requantised in the csr8 rows
+    ("mps2-an386", 0.5, {"formats": {"w1": "csr8", "w2": "rowmask", "u1": "csr8",
+                                     "u2": "csr8", "dense": "csr8"}}),
     ("mps2-an386", 0.9, {"state_bits": 8}),  # the generic update on a DSP core
     ("mps2-an385", 0.9, {}),  # Cortex-M3: no DSP extension, the portable C
 ])

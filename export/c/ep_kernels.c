@@ -115,29 +115,30 @@ int32_t ep_requant(int32_t acc, int32_t mult, int shift)
  *   dense          w
  *   csr8, csr16    w, cnt (counts of the next rows), col (their columns)
  *   csr8n          as csr8; bits = 1: the next row's count is the high nibble of *cnt
+ *   rowmask        w, cnt (mask bytes of the next rows)
  *   bitmask        w, pos (flat index of the next nonzero, EP_NONE_LEFT when none is
  *                  left), bits (set bits of the current mask byte not yet taken; bit j
- *                  is flat index base + j), idx (next mask byte), end (one past the last)
- *   rle4           w, wend (one past the last value), pos (column of the next nonzero
- *                  relative to the next row), idx (code byte of the gap after it), bits
+ *                  is flat index base + j), cnt (next mask byte), col (one past the last)
+ *   rle4           w, col (one past the last value), pos (column of the next nonzero
+ *                  relative to the next row), cnt (code byte of the gap after it), bits
  *                  (1: that gap starts in the high nibble)
  * rs = flat index of the next row's first element (bitmask).
  */
 typedef struct ep_cursor ep_cursor_t;
+typedef void (*ep_rows_fn)(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y);
 struct ep_cursor {
     /* the format's row walk (set by ep_cursor_init: one indirect call per block) */
-    void (*rows)(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y);
+    ep_rows_fn rows;
+    /* the fields up to base are all that the row walks other than the general bitmask's
+     * and rle4's read (bits = base = 0 at the first row): see ep_ktpl_t */
     const int8_t *w;
-    const int8_t *wend;
-    const uint8_t *idx;
-    const uint8_t *end;
     const void *cnt;
     const void *col;
-    uint32_t pos;
+    unsigned cols;
     uint32_t bits;
     uint32_t base;
+    uint32_t pos;
     uint32_t rs;
-    unsigned cols;
 };
 
 #define EP_NONE_LEFT UINT32_MAX
@@ -172,11 +173,10 @@ EP_INLINE uint32_t ep_bm_next(uint32_t *bits, uint32_t *base, const uint8_t **q,
 static unsigned ep_cursor_setup(ep_cursor_t *k, const ep_matrix_t *m)
 {
     unsigned format = m->format;
+    const uint8_t *idx = (const uint8_t *)m->index;
+    const uint8_t *end;
     k->w = m->values;
-    k->wend = m->values;
-    k->idx = (const uint8_t *)m->index;
-    k->end = k->idx;
-    k->cnt = m->index;
+    k->cnt = idx;
     k->col = NULL;
     k->pos = EP_NONE_LEFT;
     k->bits = 0u;
@@ -188,7 +188,7 @@ static unsigned ep_cursor_setup(ep_cursor_t *k, const ep_matrix_t *m)
     }
     switch (m->format) {
     case EP_FMT_CSR8:
-        k->col = k->idx + m->rows;
+        k->col = idx + m->rows;
         break;
     case EP_FMT_CSR16:
         k->col = (const uint16_t *)m->index + m->rows;
@@ -199,7 +199,7 @@ static unsigned ep_cursor_setup(ep_cursor_t *k, const ep_matrix_t *m)
         }
         break;
     case EP_FMT_CSR8N: /* bits: the next count is the high nibble of *cnt */
-        k->col = k->idx + (m->rows + 1u) / 2u;
+        k->col = idx + (m->rows + 1u) / 2u;
         break;
     case EP_FMT_BITMASK:
         if (m->cols <= 24u) { /* short rows: each row's bits taken whole (bits, base = count) */
@@ -212,27 +212,30 @@ static unsigned ep_cursor_setup(ep_cursor_t *k, const ep_matrix_t *m)
                          : EP_BM_BYTES;
             break;
         }
-        k->end = k->idx + ((uint32_t)m->rows * m->cols + 7u) / 8u;
+        end = idx + ((uint32_t)m->rows * m->cols + 7u) / 8u;
+        k->col = end;
         k->base = (uint32_t)0u - 8u;
-        k->pos = ep_bm_next(&k->bits, &k->base, &k->idx, k->end);
+        k->pos = ep_bm_next(&k->bits, &k->base, &idx, end);
+        k->cnt = idx;
         break;
     case EP_FMT_RLE4: /* the first nonzero's column; bits: its gap ended in a low nibble */
-        k->wend = k->w + m->nnz;
+        k->col = k->w + m->nnz;
         k->pos = 0u;
         for (;;) {
-            uint32_t nn = *k->idx & 15u;
+            uint32_t nn = *idx & 15u;
             k->pos += nn;
             if (nn != 15u) {
                 k->bits = 1u;
                 break;
             }
-            nn = (uint32_t)*k->idx++ >> 4;
+            nn = (uint32_t)*idx++ >> 4;
             k->pos += nn;
             if (nn != 15u) {
                 k->bits = 0u;
                 break;
             }
         }
+        k->cnt = idx;
         break;
     default:
         break;
@@ -360,20 +363,6 @@ EP_INLINE int32_t ep_dot_csr8(const int8_t **wp, const uint8_t **cp, const int16
     *wp = w;
     *cp = col;
     return sum;
-}
-
-EP_NOINLINE void ep_rows_csr8(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
-{
-    const int8_t *w = k->w;
-    unsigned r;
-    const uint8_t *count = (const uint8_t *)k->cnt;
-    const uint8_t *col = (const uint8_t *)k->col;
-    for (r = 0; r < n; r++) {
-        y[r] = ep_dot_csr8(&w, &col, x, count[r]);
-    }
-    k->cnt = count + n;
-    k->col = col;
-    k->w = w;
 }
 
 /*
@@ -656,6 +645,501 @@ EP_NOINLINE void ep_rows_csr8n(ep_cursor_t *k, unsigned n, const int16_t *x, int
     k->w = w;
 }
 
+#if EP_USE_DSP && (defined(__GNUC__) || defined(__clang__))
+/*
+ * Thumb-2: n >= 1 csr8 rows; a row of c <= 15 nonzeros is one jump (TBB) into an
+ * unrolled run of 15 multiply-adds (as csr8n's), a longer one first takes its nonzeros
+ * beyond 15 one at a time.
+ */
+#define EP_CSR8_ROWS() \
+    __asm__("b .Lc8%=l\n" \
+    ".Lc8%=long:\n" \
+    "sub %[c], %[c], #15\n" \
+    ".Lc8%=m:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    "subs %[c], %[c], #1\n" \
+    "bne .Lc8%=m\n" \
+    "mov %[c], #15\n" \
+    "b .Lc8%=j\n" \
+    ".Lc8%=l:\n" \
+    "ldrb %[c], [%[cnt]], #1\n" \
+    "mov %[s], #0\n" \
+    "cmp %[c], #15\n" \
+    "bhi .Lc8%=long\n" \
+    ".Lc8%=j:\n" \
+    "tbb [pc, %[c]]\n" \
+    ".Lc8%=ta:\n" \
+    ".byte (.Lc8%=a0 - .Lc8%=ta) / 2, (.Lc8%=a1 - .Lc8%=ta) / 2, (.Lc8%=a2 - .Lc8%=ta) / 2, (.Lc8%=a3 - .Lc8%=ta) / 2, (.Lc8%=a4 - .Lc8%=ta) / 2, (.Lc8%=a5 - .Lc8%=ta) / 2, (.Lc8%=a6 - .Lc8%=ta) / 2, (.Lc8%=a7 - .Lc8%=ta) / 2, (.Lc8%=a8 - .Lc8%=ta) / 2, (.Lc8%=a9 - .Lc8%=ta) / 2, (.Lc8%=a10 - .Lc8%=ta) / 2, (.Lc8%=a11 - .Lc8%=ta) / 2, (.Lc8%=a12 - .Lc8%=ta) / 2, (.Lc8%=a13 - .Lc8%=ta) / 2, (.Lc8%=a14 - .Lc8%=ta) / 2, (.Lc8%=a15 - .Lc8%=ta) / 2\n" \
+    ".Lc8%=a15:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lc8%=a14:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lc8%=a13:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lc8%=a12:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lc8%=a11:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lc8%=a10:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lc8%=a9:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lc8%=a8:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lc8%=a7:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lc8%=a6:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lc8%=a5:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lc8%=a4:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lc8%=a3:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lc8%=a2:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lc8%=a1:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lc8%=a0:\n" \
+    "str %[s], [%[y]], #4\n" \
+    "subs %[n], %[n], #1\n" \
+    "bne .Lc8%=l\n" \
+            : [w] "+r"(w), [col] "+r"(col), [cnt] "+r"(count), [y] "+r"(y), \
+              [n] "+r"(n), [s] "=&r"(s_), [t1] "=&r"(t1_), [t2] "=&r"(t2_), \
+              [c] "=&r"(c_) \
+            : [x] "r"(x) \
+            : "memory", "cc")
+#endif
+
+EP_NOINLINE void ep_rows_csr8(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
+{
+    const int8_t *w = k->w;
+    const uint8_t *count = (const uint8_t *)k->cnt;
+    const uint8_t *col = (const uint8_t *)k->col;
+#ifdef EP_CSR8_ROWS
+    if (n != 0u) {
+        int32_t s_, t1_, t2_;
+        uint32_t c_;
+        EP_CSR8_ROWS();
+    }
+#else
+    unsigned r;
+    for (r = 0; r < n; r++) {
+        y[r] = ep_dot_csr8(&w, &col, x, count[r]);
+    }
+    count += n;
+#endif
+    k->cnt = count;
+    k->col = col;
+    k->w = w;
+}
+
+#if defined(EP_CSR8N_PAIRS) && defined(EP_CSR8_ROWS)
+/*
+ * The first low-rank products (a = W1 x, v = U1 h) in csr8n or csr8 with their
+ * requantisation in the same pass: y[i] = sat16(ep_requant(row i . x, mult, shift)) as
+ * ep_rq_sat16_rows computes it (shift >= 33 only: SMMLA with 2^(shift-33), ASR by
+ * shift - 32, SSAT 16), stored as int16 by the asm rows (their runs of multiply-adds
+ * as in EP_CSR8N_PAIRS / EP_CSR8_ROWS, only the row's store differs).
+ */
+typedef void (*ep_rows_rq_fn)(ep_cursor_t *k, unsigned n, const int16_t *x, int16_t *y,
+                              int32_t mult, int shift);
+#define EP_ROWS_RQ 1
+#define EP_CSR8N_PAIRS_RQ() \
+    __asm__(".Lcq%=l:\n" \
+    "ldrb %[c], [%[cnt]], #1\n" \
+    "and %[t1], %[c], #15\n" \
+    "mov %[s], #0\n" \
+    "tbb [pc, %[t1]]\n" \
+    ".Lcq%=ta:\n" \
+    ".byte (.Lcq%=a0 - .Lcq%=ta) / 2, (.Lcq%=a1 - .Lcq%=ta) / 2, (.Lcq%=a2 - .Lcq%=ta) / 2, (.Lcq%=a3 - .Lcq%=ta) / 2, (.Lcq%=a4 - .Lcq%=ta) / 2, (.Lcq%=a5 - .Lcq%=ta) / 2, (.Lcq%=a6 - .Lcq%=ta) / 2, (.Lcq%=a7 - .Lcq%=ta) / 2, (.Lcq%=a8 - .Lcq%=ta) / 2, (.Lcq%=a9 - .Lcq%=ta) / 2, (.Lcq%=a10 - .Lcq%=ta) / 2, (.Lcq%=a11 - .Lcq%=ta) / 2, (.Lcq%=a12 - .Lcq%=ta) / 2, (.Lcq%=a13 - .Lcq%=ta) / 2, (.Lcq%=a14 - .Lcq%=ta) / 2, (.Lcq%=a15 - .Lcq%=ta) / 2\n" \
+    ".Lcq%=a15:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcq%=a14:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcq%=a13:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcq%=a12:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcq%=a11:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcq%=a10:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcq%=a9:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcq%=a8:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcq%=a7:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcq%=a6:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcq%=a5:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcq%=a4:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcq%=a3:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcq%=a2:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcq%=a1:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcq%=a0:\n" \
+    "smmla %[s], %[s], %[m], %[r]\n" \
+    "asr %[s], %[s], %[sh]\n" \
+    "ssat %[s], #16, %[s]\n" \
+    "strh %[s], [%[y]], #2\n" \
+    "lsr %[t1], %[c], #4\n" \
+    "mov %[s], #0\n" \
+    "tbb [pc, %[t1]]\n" \
+    ".Lcq%=tb:\n" \
+    ".byte (.Lcq%=b0 - .Lcq%=tb) / 2, (.Lcq%=b1 - .Lcq%=tb) / 2, (.Lcq%=b2 - .Lcq%=tb) / 2, (.Lcq%=b3 - .Lcq%=tb) / 2, (.Lcq%=b4 - .Lcq%=tb) / 2, (.Lcq%=b5 - .Lcq%=tb) / 2, (.Lcq%=b6 - .Lcq%=tb) / 2, (.Lcq%=b7 - .Lcq%=tb) / 2, (.Lcq%=b8 - .Lcq%=tb) / 2, (.Lcq%=b9 - .Lcq%=tb) / 2, (.Lcq%=b10 - .Lcq%=tb) / 2, (.Lcq%=b11 - .Lcq%=tb) / 2, (.Lcq%=b12 - .Lcq%=tb) / 2, (.Lcq%=b13 - .Lcq%=tb) / 2, (.Lcq%=b14 - .Lcq%=tb) / 2, (.Lcq%=b15 - .Lcq%=tb) / 2\n" \
+    ".Lcq%=b15:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcq%=b14:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcq%=b13:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcq%=b12:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcq%=b11:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcq%=b10:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcq%=b9:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcq%=b8:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcq%=b7:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcq%=b6:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcq%=b5:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcq%=b4:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcq%=b3:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcq%=b2:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcq%=b1:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lcq%=b0:\n" \
+    "smmla %[s], %[s], %[m], %[r]\n" \
+    "asr %[s], %[s], %[sh]\n" \
+    "ssat %[s], #16, %[s]\n" \
+    "strh %[s], [%[y]], #2\n" \
+    "subs %[p], %[p], #1\n" \
+    "bne .Lcq%=l\n" \
+            : [w] "+r"(w), [col] "+r"(col), [cnt] "+r"(count), [y] "+r"(y), \
+              [p] "+r"(pairs), [s] "=&r"(s_), [t1] "=&r"(t1_), [t2] "=&r"(t2_), \
+              [c] "=&r"(c_) \
+            : [x] "r"(x), [m] "r"(mult), [r] "r"(rnd), [sh] "r"(sh) \
+            : "memory", "cc")
+#define EP_CSR8_ROWS_RQ() \
+    __asm__("b .Lq8%=l\n" \
+    ".Lq8%=long:\n" \
+    "sub %[c], %[c], #15\n" \
+    ".Lq8%=m:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    "subs %[c], %[c], #1\n" \
+    "bne .Lq8%=m\n" \
+    "mov %[c], #15\n" \
+    "b .Lq8%=j\n" \
+    ".Lq8%=l:\n" \
+    "ldrb %[c], [%[cnt]], #1\n" \
+    "mov %[s], #0\n" \
+    "cmp %[c], #15\n" \
+    "bhi .Lq8%=long\n" \
+    ".Lq8%=j:\n" \
+    "tbb [pc, %[c]]\n" \
+    ".Lq8%=ta:\n" \
+    ".byte (.Lq8%=a0 - .Lq8%=ta) / 2, (.Lq8%=a1 - .Lq8%=ta) / 2, (.Lq8%=a2 - .Lq8%=ta) / 2, (.Lq8%=a3 - .Lq8%=ta) / 2, (.Lq8%=a4 - .Lq8%=ta) / 2, (.Lq8%=a5 - .Lq8%=ta) / 2, (.Lq8%=a6 - .Lq8%=ta) / 2, (.Lq8%=a7 - .Lq8%=ta) / 2, (.Lq8%=a8 - .Lq8%=ta) / 2, (.Lq8%=a9 - .Lq8%=ta) / 2, (.Lq8%=a10 - .Lq8%=ta) / 2, (.Lq8%=a11 - .Lq8%=ta) / 2, (.Lq8%=a12 - .Lq8%=ta) / 2, (.Lq8%=a13 - .Lq8%=ta) / 2, (.Lq8%=a14 - .Lq8%=ta) / 2, (.Lq8%=a15 - .Lq8%=ta) / 2\n" \
+    ".Lq8%=a15:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lq8%=a14:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lq8%=a13:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lq8%=a12:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lq8%=a11:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lq8%=a10:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lq8%=a9:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lq8%=a8:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lq8%=a7:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lq8%=a6:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lq8%=a5:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lq8%=a4:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lq8%=a3:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lq8%=a2:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lq8%=a1:\n" \
+    "ldrb %[t1], [%[col]], #1\n" \
+    "ldrsb %[t2], [%[w]], #1\n" \
+    "ldrh %[t1], [%[x], %[t1], lsl #1]\n" \
+    "smlabb %[s], %[t1], %[t2], %[s]\n" \
+    ".Lq8%=a0:\n" \
+    "smmla %[s], %[s], %[m], %[r]\n" \
+    "asr %[s], %[s], %[sh]\n" \
+    "ssat %[s], #16, %[s]\n" \
+    "strh %[s], [%[y]], #2\n" \
+    "subs %[n], %[n], #1\n" \
+    "bne .Lq8%=l\n" \
+            : [w] "+r"(w), [col] "+r"(col), [cnt] "+r"(count), [y] "+r"(y), \
+              [n] "+r"(n), [s] "=&r"(s_), [t1] "=&r"(t1_), [t2] "=&r"(t2_), \
+              [c] "=&r"(c_) \
+            : [x] "r"(x), [m] "r"(mult), [r] "r"(rnd), [sh] "r"(sh) \
+            : "memory", "cc")
+
+EP_INLINE int16_t ep_rq16_fast(int32_t acc, int32_t mult, int32_t rnd, uint32_t sh)
+{
+    int32_t r;
+    __asm__("smmla %0, %1, %2, %3" : "=r"(r) : "r"(acc), "r"(mult), "r"(rnd));
+    return (int16_t)__ssat(r >> sh, 16);
+}
+
+EP_NOINLINE void ep_rows_csr8n_rq(ep_cursor_t *k, unsigned n, const int16_t *x, int16_t *y,
+                                  int32_t mult, int shift)
+{
+    const int8_t *w = k->w;
+    const uint8_t *count = (const uint8_t *)k->cnt;
+    const uint8_t *col = (const uint8_t *)k->col;
+    const int32_t rnd = (int32_t)1 << (shift - 33);
+    const uint32_t sh = (uint32_t)shift - 32u;
+    unsigned pairs;
+    if (n == 0u) {
+        return;
+    }
+    if (k->bits) { /* the block starts at a high nibble */
+        *y++ = ep_rq16_fast(ep_dot_csr8(&w, &col, x, (unsigned)*count++ >> 4), mult, rnd, sh);
+        n--;
+    }
+    pairs = n >> 1;
+    if (pairs != 0u) {
+        int32_t s_, t1_, t2_;
+        uint32_t c_;
+        EP_CSR8N_PAIRS_RQ();
+    }
+    k->bits = n & 1u;
+    if (n & 1u) {
+        *y = ep_rq16_fast(ep_dot_csr8(&w, &col, x, *count & 15u), mult, rnd, sh);
+    }
+    k->cnt = count;
+    k->col = col;
+    k->w = w;
+}
+
+EP_NOINLINE void ep_rows_csr8_rq(ep_cursor_t *k, unsigned n, const int16_t *x, int16_t *y,
+                                 int32_t mult, int shift)
+{
+    const int8_t *w = k->w;
+    const uint8_t *count = (const uint8_t *)k->cnt;
+    const uint8_t *col = (const uint8_t *)k->col;
+    const int32_t rnd = (int32_t)1 << (shift - 33);
+    const uint32_t sh = (uint32_t)shift - 32u;
+    if (n != 0u) {
+        int32_t s_, t1_, t2_;
+        uint32_t c_;
+        EP_CSR8_ROWS_RQ();
+    }
+    k->cnt = count;
+    k->col = col;
+    k->w = w;
+}
+#endif
+
 EP_NOINLINE void ep_rows_csr16(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
 {
     const int8_t *w = k->w;
@@ -680,8 +1164,8 @@ EP_NOINLINE void ep_rows_bitmask(ep_cursor_t *k, unsigned n, const int16_t *x, i
     const int8_t *w = k->w;
     unsigned r;
     uint32_t pos = k->pos, bits = k->bits, base = k->base, rs = k->rs;
-    const uint8_t *q = k->idx;
-    const uint8_t *end = k->end;
+    const uint8_t *q = (const uint8_t *)k->cnt;
+    const uint8_t *end = (const uint8_t *)k->col;
     for (r = 0; r < n; r++) {
         const uint32_t re = rs + cols;
         int32_t sum = 0;
@@ -697,7 +1181,7 @@ EP_NOINLINE void ep_rows_bitmask(ep_cursor_t *k, unsigned n, const int16_t *x, i
     k->bits = bits;
     k->base = base;
     k->rs = rs;
-    k->idx = q;
+    k->cnt = q;
     k->w = w;
 }
 
@@ -710,7 +1194,7 @@ EP_NOINLINE void ep_rows_bm_short(ep_cursor_t *k, unsigned n, const int16_t *x, 
      * so no byte past the mask is read */
     uint32_t acc = k->bits, avail = k->base;
     const uint32_t rmask = ((uint32_t)1 << cols) - 1u;
-    const uint8_t *q = k->idx;
+    const uint8_t *q = (const uint8_t *)k->cnt;
     for (r = 0; r < n; r++) {
         uint32_t rb;
         int32_t sum = 0;
@@ -731,7 +1215,7 @@ EP_NOINLINE void ep_rows_bm_short(ep_cursor_t *k, unsigned n, const int16_t *x, 
     }
     k->bits = acc;
     k->base = avail;
-    k->idx = q;
+    k->cnt = q;
     k->w = w;
 }
 
@@ -789,7 +1273,7 @@ EP_NOINLINE void ep_rows_bm_tiny(ep_cursor_t *k, unsigned n, const int16_t *x, i
     int32_t *const yend = y + n;
     uint32_t acc = k->bits, avail = k->base; /* as in ep_rows_bm_short */
     const uint32_t rmask = ((uint32_t)1 << cols) - 1u;
-    const uint8_t *q = k->idx;
+    const uint8_t *q = (const uint8_t *)k->cnt;
     while (y != yend) {
         int32_t sum = 0;
         uint32_t rb;
@@ -805,7 +1289,7 @@ EP_MASK5_SWITCH(rb);
     }
     k->bits = acc;
     k->base = avail;
-    k->idx = q;
+    k->cnt = q;
     k->w = w;
 }
 
@@ -814,7 +1298,7 @@ EP_NOINLINE void ep_rows_bm_bytes(ep_cursor_t *k, unsigned n, const int16_t *x, 
 {
     const unsigned nb = k->cols >> 3;
     const int8_t *w = k->w;
-    const uint8_t *q = k->idx;
+    const uint8_t *q = (const uint8_t *)k->cnt;
     int32_t *const yend = y + n;
     while (y != yend) {
         const uint8_t *const qend = q + nb;
@@ -832,7 +1316,7 @@ EP_NOINLINE void ep_rows_bm_bytes(ep_cursor_t *k, unsigned n, const int16_t *x, 
         } while (q != qend);
         *y++ = sum;
     }
-    k->idx = q;
+    k->cnt = q;
     k->w = w;
 }
 
@@ -866,7 +1350,7 @@ EP_NOINLINE void ep_rows_bm_nib(ep_cursor_t *k, unsigned n, const int16_t *x, in
 {
     const unsigned nb = k->cols >> 3;
     const int8_t *w = k->w;
-    const uint8_t *q = k->idx;
+    const uint8_t *q = (const uint8_t *)k->cnt;
     int32_t *const yend = y + n;
     while (y != yend) {
         const uint8_t *const qend = q + nb;
@@ -880,7 +1364,7 @@ EP_NOINLINE void ep_rows_bm_nib(ep_cursor_t *k, unsigned n, const int16_t *x, in
         } while (q != qend);
         *y++ = sum;
     }
-    k->idx = q;
+    k->cnt = q;
     k->w = w;
 }
 
@@ -888,7 +1372,7 @@ EP_NOINLINE void ep_rows_bm_nib(ep_cursor_t *k, unsigned n, const int16_t *x, in
 EP_NOINLINE void ep_rows_rowmask(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
 {
     const int8_t *w = k->w;
-    const uint8_t *q = k->idx;
+    const uint8_t *q = (const uint8_t *)k->cnt;
     int32_t *const yend = y + n;
     while (y != yend) {
         uint32_t rb = *q++;
@@ -901,7 +1385,7 @@ EP_NOINLINE void ep_rows_rowmask(ep_cursor_t *k, unsigned n, const int16_t *x, i
         }
         *y++ = sum;
     }
-    k->idx = q;
+    k->cnt = q;
     k->w = w;
 }
 
@@ -1164,7 +1648,7 @@ EP_NOINLINE void ep_rows_rm_tiny(ep_cursor_t *k, unsigned n, const int16_t *x, i
     const int8_t *w = k->w;
     const int32_t x0 = x[0], x1 = cols > 1u ? x[1] : 0, x2 = cols > 2u ? x[2] : 0;
     const int32_t x3 = cols > 3u ? x[3] : 0, x4 = cols > 4u ? x[4] : 0;
-    const uint8_t *q = k->idx;
+    const uint8_t *q = (const uint8_t *)k->cnt;
 #ifdef EP_ROWS_RM5
     if (n != 0u) { /* the masks of rows of <= 5 columns are < 32 */
         int32_t sum, t_;
@@ -1179,7 +1663,7 @@ EP_NOINLINE void ep_rows_rm_tiny(ep_cursor_t *k, unsigned n, const int16_t *x, i
         *y++ = sum;
     }
 #endif
-    k->idx = q;
+    k->cnt = q;
     k->w = w;
 }
 
@@ -1194,8 +1678,8 @@ EP_NOINLINE void ep_rows_rle4(ep_cursor_t *k, unsigned n, const int16_t *x, int3
      * current row (>= cols: a later row); at take_lo/take_hi the gap after it starts in
      * the low/high nibble of *q. k->bits saves which one; k->pos saves c.
      */
-    const int8_t *wend = k->wend;
-    const uint8_t *q = k->idx;
+    const int8_t *wend = (const int8_t *)k->col;
+    const uint8_t *q = (const uint8_t *)k->cnt;
     uint32_t c = k->pos, nn;
     int32_t sum = 0;
     r = 0;
@@ -1261,7 +1745,7 @@ rle4_rest:
     }
 rle4_save:
     k->pos = c;
-    k->idx = q;
+    k->cnt = q;
     k->w = w;
 }
 
@@ -1828,8 +2312,25 @@ EP_UPDATE_FN(ep_update_qsig_tanh, EP_NL_QUANT_SIGM, EP_NL_TANH)
 EP_UPDATE_FN(ep_update_qsig_qtanh, EP_NL_QUANT_SIGM, EP_NL_QUANT_TANH)
 #undef EP_UPDATE_FN
 
+/* A cursor's first fields at a matrix's first row, for the formats whose rows read no
+ * others but cols, bits and base (0 there); rows = NULL: the general bitmask or rle4,
+ * whose cursor ep_cursor sets up each step. */
+typedef struct {
+    ep_rows_fn rows;
+    const int8_t *w;
+    const void *cnt;
+    const void *col;
+} ep_ktpl_t;
+
+/* The step's four matrix walks (W1 or W, W2, U1 or U, U2). */
+enum { EP_KT_W1, EP_KT_W2, EP_KT_U1, EP_KT_U2, EP_KT_COUNT };
+
 /* What a step needs besides the model: the state update's constants (ep_step_init). */
 typedef struct {
+    ep_ktpl_t kt[EP_KT_COUNT];
+#ifdef EP_ROWS_RQ
+    ep_rows_rq_fn rqw, rqu; /* a = W1 x and v = U1 h requantised in their rows, or NULL */
+#endif
     ep_update_fn upd;
     int fast_path; /* the default fixed point's fast state update (see ep_fast_lin) */
     const int8_t *bias_gate;
@@ -1838,6 +2339,67 @@ typedef struct {
         ep_fastk_t fk; /* the fast path's */
     } c;
 } ep_step_t;
+
+static void ep_ktpl_init(ep_ktpl_t *t, const ep_fastgrnn_t *p, const ep_sparse_t *m,
+                         unsigned rows, unsigned cols)
+{
+    ep_cursor_t k;
+    ep_cursor(&k, p, m, rows, cols);
+    t->rows = k.rows == ep_rows_bitmask || k.rows == ep_rows_rle4 ? NULL : k.rows;
+    t->w = k.w;
+    t->cnt = k.cnt;
+    t->col = k.col;
+}
+
+/* k at the first row of the step's matrix i (stored as m, rows x cols). */
+EP_INLINE void ep_cursor_step(ep_cursor_t *k, const ep_step_t *s, unsigned i,
+                              const ep_fastgrnn_t *p, const ep_sparse_t *m, unsigned rows,
+                              unsigned cols)
+{
+    const ep_ktpl_t *const t = &s->kt[i];
+    if (t->rows != NULL) {
+        k->rows = t->rows;
+        k->w = t->w;
+        k->cnt = t->cnt;
+        k->col = t->col;
+        k->cols = cols;
+        k->bits = 0u;
+        k->base = 0u;
+    } else {
+        ep_cursor(k, p, m, rows, cols);
+    }
+}
+
+#ifdef EP_ROWS_RQ
+/* The requantising twin of a row walk, or NULL. */
+static ep_rows_rq_fn ep_rows_rq_of(ep_rows_fn rows)
+{
+    return rows == ep_rows_csr8n ? ep_rows_csr8n_rq : rows == ep_rows_csr8 ? ep_rows_csr8_rq : NULL;
+}
+#endif
+
+/* The step's cursor templates (apart from ep_step_init, whose frame is large). */
+EP_NOINLINE void ep_step_cursors(ep_step_t *s, const ep_fastgrnn_t *p)
+{
+    if (p->w_rank > 0u) {
+        ep_ktpl_init(&s->kt[EP_KT_W1], p, &p->w1, p->w_rank, p->input_dim);
+        ep_ktpl_init(&s->kt[EP_KT_W2], p, &p->w2, p->hidden, p->w_rank);
+    } else {
+        ep_ktpl_init(&s->kt[EP_KT_W1], p, &p->w1, p->hidden, p->input_dim);
+    }
+    if (p->u_rank > 0u) {
+        ep_ktpl_init(&s->kt[EP_KT_U1], p, &p->u1, p->u_rank, p->hidden);
+        ep_ktpl_init(&s->kt[EP_KT_U2], p, &p->u2, p->hidden, p->u_rank);
+    } else {
+        ep_ktpl_init(&s->kt[EP_KT_U1], p, &p->u1, p->hidden, p->hidden);
+    }
+#ifdef EP_ROWS_RQ
+    s->rqw = p->w_rank > 0u && p->rq_shift[EP_RQ_A] >= 33 ? ep_rows_rq_of(s->kt[EP_KT_W1].rows)
+                                                          : NULL;
+    s->rqu = p->u_rank > 0u && p->rq_shift[EP_RQ_V] >= 33 ? ep_rows_rq_of(s->kt[EP_KT_U1].rows)
+                                                          : NULL;
+#endif
+}
 
 static void ep_step_init(ep_step_t *s, const ep_fastgrnn_t *p)
 {
@@ -1920,31 +2482,41 @@ EP_NOINLINE void ep_step_run(const ep_fastgrnn_t *p, ep_step_t *s, const int16_t
     if (rw > 0) {
         const int32_t mult = p->rq_mult[EP_RQ_A];
         const int shift = p->rq_shift[EP_RQ_A];
-        ep_cursor(&kw, p, &p->w1, rw, d);
+        ep_cursor_step(&kw, s, EP_KT_W1, p, &p->w1, rw, d);
+#ifdef EP_ROWS_RQ
+        if (s->rqw != NULL) {
+            s->rqw(&kw, rw, x, a, mult, shift);
+        } else
+#endif
         for (r0 = 0; r0 < rw; r0 += n) {
             n = rw - r0 < 2u * EP_ROW_BLOCK ? rw - r0 : 2u * EP_ROW_BLOCK; /* tw, tu */
             ep_rows(&kw, n, x, tw);
             ep_rq_sat16_rows(tw, a + r0, n, mult, shift);
         }
-        ep_cursor(&kw, p, &p->w2, H, rw);
+        ep_cursor_step(&kw, s, EP_KT_W2, p, &p->w2, H, rw);
     } else {
-        ep_cursor(&kw, p, &p->w1, H, d);
+        ep_cursor_step(&kw, s, EP_KT_W1, p, &p->w1, H, d);
     }
     if (ru > 0) {
         const int32_t mult = p->rq_mult[EP_RQ_V];
         const int shift = p->rq_shift[EP_RQ_V];
-        ep_cursor(&ku, p, &p->u1, ru, H);
+        ep_cursor_step(&ku, s, EP_KT_U1, p, &p->u1, ru, H);
+#ifdef EP_ROWS_RQ
+        if (s->rqu != NULL) {
+            s->rqu(&ku, ru, h, v, mult, shift);
+        } else
+#endif
         for (r0 = 0; r0 < ru; r0 += n) {
             n = ru - r0 < 2u * EP_ROW_BLOCK ? ru - r0 : 2u * EP_ROW_BLOCK; /* tw, tu */
             ep_rows(&ku, n, h, tw);
             ep_rq_sat16_rows(tw, v + r0, n, mult, shift);
         }
-        ep_cursor(&ku, p, &p->u2, H, ru);
+        ep_cursor_step(&ku, s, EP_KT_U2, p, &p->u2, H, ru);
     } else {
         for (i = 0; i < H; i++) {
             v[i] = h[i];
         }
-        ep_cursor(&ku, p, &p->u1, H, H);
+        ep_cursor_step(&ku, s, EP_KT_U1, p, &p->u1, H, H);
     }
     /* pre-activation, gates and state update, a block of rows at a time */
     if (s->fast_path) {
@@ -1978,6 +2550,7 @@ void ep_fastgrnn_step(const ep_fastgrnn_t *p, const int16_t *raw, int16_t *h, vo
 {
     ep_step_t s;
     ep_step_init(&s, p);
+    ep_step_cursors(&s, p);
     ep_step_run(p, &s, raw, h, work);
 }
 
@@ -2011,7 +2584,8 @@ int ep_fastgrnn_predict(const ep_fastgrnn_t *p, const int16_t *window, uint16_t 
     for (i = 0; i < H; i++) {
         h[i] = 0;
     }
-    ep_step_init(&s, p); /* the step's constants, once */
+    ep_step_init(&s, p); /* the step's constants and cursor templates, once */
+    ep_step_cursors(&s, p);
     for (t = 0; t < steps; t++) {
         ep_step_run(p, &s, window + (uint32_t)t * p->input_dim, h, scratch);
     }

@@ -154,9 +154,11 @@ def pick_format(m: np.ndarray, speed_slack: float = 0.0) -> str:
 #: the HAR-2 FastGRNN kernels. ``bitmask`` depends on the row length (kernels for
 #: rows of <= 5 and <= 24 columns, and for rows of a multiple of 8 columns: by mask bit,
 #: or by nibble from 35% nonzeros on); ``rle4`` is costed per 4-bit code instead.
+#: ``csr8`` rows of more than 15 nonzeros take those beyond 15 one at a time
+#: (``_CSR8_PER_EXTRA`` more per nonzero, ``_CSR8_PER_LONG_ROW`` more per such row).
 COST_MODEL: dict[str, tuple[float, float, float]] = {
     "dense": (0.0, 12.0, 2.0),
-    "csr8": (6.0, 11.0, 0.0),
+    "csr8": (4.0, 8.5, 0.0),
     "csr8n": (4.0, 7.0, 0.0),
     "csr16": (7.0, 11.0, 0.0),
     "bitmask": (13.0, 10.0, 0.5),
@@ -169,6 +171,8 @@ COST_MODEL: dict[str, tuple[float, float, float]] = {
     "rle4": (0.0, 2.0, 0.0),
 }
 _RLE4_PER_CODE = 13.0
+_CSR8_PER_EXTRA = 2.0
+_CSR8_PER_LONG_ROW = 3.0
 
 
 def estimate_instructions(m: np.ndarray, fmt: str) -> float | None:
@@ -190,6 +194,10 @@ def estimate_instructions(m: np.ndarray, fmt: str) -> float | None:
     cost = per_nnz * nnz + per_row * rows + per_elem * rows * cols
     if fmt == "rle4":
         cost += _RLE4_PER_CODE * len(_rle4_codes(m))
+    elif fmt == "csr8":
+        extra = np.count_nonzero(m, axis=1) - 15
+        cost += _CSR8_PER_EXTRA * float(extra[extra > 0].sum())
+        cost += _CSR8_PER_LONG_ROW * int((extra > 0).sum())
     return cost
 
 
