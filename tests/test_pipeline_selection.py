@@ -78,19 +78,31 @@ class _SearchOnly:
     def _row(self, arch, s, tuned):
         return {"arch": arch.label, **arch.as_dict(), "sparsity": s, "finetuned": tuned,
                 "fits": s >= self.fit[arch.label], "model_bytes": int(8000 * (1 - s)),
-                "val_accuracy": 0.96 - 0.05 * s - (0.01 if arch.hidden < 80 else 0),
+                "val_accuracy": 0.96 - 0.05 * s - (0.05 if arch.hidden < 80 else 0),
                 "weights": f"{arch.label}-{s}"}
 
 
-def test_a_smaller_architecture_is_tried_only_when_a_budget_needs_high_sparsity(tmp_path):
+def test_a_smaller_architecture_is_tried_when_the_byte_budget_needs_high_sparsity(tmp_path):
     big, small = "h80-w5-u40", "h48-w5-u16"
     search = _SearchOnly(tmp_path, {big: 0.5, small: 0.0}, {big: 0.0, small: 0.0}, None)
     search.p.search()
     assert search.trained == [big]  # fits at 50%: the smaller one is not trained
-    search = _SearchOnly(tmp_path / "a", {big: 0.5, small: 0.0}, {big: 0.95, small: 0.0}, 10)
-    _, best = search.p.search()
-    assert search.trained == [big, small]  # fast enough only at 95%: try the smaller one
-    assert best["arch"] == small and best["sparsity"] == 0.0
+    search = _SearchOnly(tmp_path / "a", {big: 0.95, small: 0.0}, {big: 0.0, small: 0.0}, None)
+    candidates, _ = search.p.search()
+    assert search.trained == [big, small]  # fits only at 95%: the smaller one is tried too
+    assert any(c["arch"] == small and c["finetuned"] for c in candidates)
+
+
+def test_under_a_speed_budget_every_architecture_is_tried_and_only_fast_ones_win(tmp_path):
+    big, small = "h80-w5-u40", "h48-w5-u16"
+    search = _SearchOnly(tmp_path, {big: 0.5, small: 0.0}, {big: 0.95, small: 0.0}, 10)
+    candidates, best = search.p.search()
+    assert search.trained == [big, small]
+    assert 0.95 in {c["sparsity"] for c in candidates if c["arch"] == big and c["finetuned"]}
+    assert best["instructions_per_window"] <= 10  # big is fast only at 95%
+    assert all(c["instructions_per_window"] > 10 for c in candidates
+               if c["arch"] == big and c["finetuned"] and c["sparsity"] < 0.95)
     search = _SearchOnly(tmp_path / "b", {big: 0.5, small: 0.0}, {big: 0.5, small: 0.0}, 10)
     _, best = search.p.search()
-    assert search.trained == [big] and best["sparsity"] == 0.5
+    assert search.trained == [big, small]
+    assert best["arch"] == big and best["sparsity"] == 0.5  # the most accurate fast one
