@@ -267,9 +267,10 @@ def distillation_step(
 def train(
     model: keras.Model,
     train_data: Any,
-    val_data: Any,
+    val_data: Any | None,
     *,
     epochs: int,
+    schedule_epochs: int | None = None,
     batch_size: int = 128,
     lr: float = 1e-2,
     schedule: str = "cosine",
@@ -299,16 +300,26 @@ def train(
     ``augment(x, rng)`` (e.g. ``jitter()``) transforms each epoch's shuffled training
     windows with a generator seeded by (seed, epoch), so resuming stays exact.
     ``warmup_epochs``: linear warm-up of the cosine schedule (see ``make_optimizer``),
-    capped at ``epochs - 1``. With a ``teacher`` (logits, same classes) the training
-    loss is knowledge distillation (``distillation_step``); the history's ``loss`` is
-    then its hard-label part.
+    capped at ``epochs - 1``. ``schedule_epochs`` (default ``epochs``) is the length the
+    lr schedule spans: a run of ``epochs`` < ``schedule_epochs`` follows the first
+    ``epochs`` of the longer run's schedule (a refit stopping at a selected epoch).
+    ``val_data=None`` trains without validation and keeps the last epoch (refit on all
+    data; the history's ``val_*`` entries are NaN). With a ``teacher`` (logits, same
+    classes) the training loss is knowledge distillation (``distillation_step``); the
+    history's ``loss`` is then its hard-label part.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0:
         raise ValueError(f"epochs={epochs!r} is invalid; must be a positive int")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"batch_size={batch_size!r} is invalid; must be a positive int")
+    if schedule_epochs is None:
+        schedule_epochs = epochs
+    if (isinstance(schedule_epochs, bool) or not isinstance(schedule_epochs, int)
+            or schedule_epochs < epochs):
+        raise ValueError(f"schedule_epochs={schedule_epochs!r} is invalid; must be an int "
+                         f">= epochs={epochs}")
     x, y = _as_xy(train_data, "train_data")
-    xv, yv = _as_xy(val_data, "val_data")
+    xv, yv = (None, None) if val_data is None else _as_xy(val_data, "val_data")
     set_seed(seed, deterministic)
     if teacher is not None:
         model.train_step = distillation_step(model, teacher, distill_alpha, temperature)
@@ -317,8 +328,9 @@ def train(
     steps = math.ceil(len(x) / batch_size)
     if optimizer is None:
         optimizer = make_optimizer(
-            lr, schedule=schedule, total_steps=steps * epochs, weight_decay=weight_decay,
-            clipnorm=clipnorm, warmup_steps=steps * min(int(warmup_epochs), epochs - 1),
+            lr, schedule=schedule, total_steps=steps * schedule_epochs,
+            weight_decay=weight_decay, clipnorm=clipnorm,
+            warmup_steps=steps * min(int(warmup_epochs), schedule_epochs - 1),
         )
     model.compile(
         optimizer=optimizer,
@@ -372,8 +384,11 @@ def train(
                 initial_epoch=epoch, shuffle=False, verbose=verbose,
                 callbacks=list(callbacks),
             )
-            val_loss, val_acc = model.evaluate(xv, yv, batch_size=max(batch_size, 256),
-                                               verbose=0)
+            if xv is None:
+                val_loss, val_acc = math.nan, math.nan
+            else:
+                val_loss, val_acc = model.evaluate(xv, yv, batch_size=max(batch_size, 256),
+                                                   verbose=0)
             epoch_seconds.append(time.perf_counter() - t0)
             row = {
                 "loss": fit.history["loss"][-1], "accuracy": fit.history["accuracy"][-1],
@@ -381,7 +396,7 @@ def train(
             }
             for k in keys:
                 history[k].append(float(row[k]))
-            if (val_acc, -val_loss) > (best["val_accuracy"], -best["val_loss"]):
+            if xv is None or (val_acc, -val_loss) > (best["val_accuracy"], -best["val_loss"]):
                 best = {"epoch": epoch + 1, "val_accuracy": float(val_acc),
                         "val_loss": float(val_loss)}
                 best_weights = model.get_weights()

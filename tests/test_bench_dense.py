@@ -36,6 +36,20 @@ def test_bench_dense_writes_json(small_archive, tmp_path, model):
     assert res["params"] == (7169 if model == "fastgrnn" else res["params"])
 
 
+@pytest.mark.needs_uci
+def test_bench_dense_refit_trains_on_train_and_validation(small_archive, tmp_path):
+    out = tmp_path / "dense.json"
+    rc = main(["dense", "--model", "cnn", "--data", "uci", "--data-path", str(small_archive),
+               "--json", str(out), "--epochs", "2", "--val-subjects", "1", "--refit",
+               "--cache-dir", str(tmp_path / "cache"), "--no-progress"])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    refit = res["refit"]
+    assert refit["n_train"] == res["n_train"] + res["n_val"]
+    assert refit["epochs"] == res["selected_epoch"]
+    assert 0.0 <= refit["test_accuracy"] <= 1.0 and refit["seconds_total"] > 0
+
+
 @pytest.mark.bad_input
 def test_bench_dense_bad_epochs(tmp_path):
     with pytest.raises(SystemExit):

@@ -74,6 +74,35 @@ def test_selects_best_validation_epoch_and_restores_it(tmp_path):
     assert out.stat().st_size > 1000
 
 
+def test_schedule_epochs_follows_the_first_epochs_of_a_longer_run():
+    x, y = _toy()
+    xv, yv = _toy(96, seed=1)
+    kw = dict(batch_size=32, lr=1e-2, seed=2, progress=False, warmup_epochs=1)
+    long = training.train(_model(), (x, y), (xv, yv), epochs=5, **kw)
+    short = training.train(_model(), (x, y), (xv, yv), epochs=3, schedule_epochs=5, **kw)
+    plain = training.train(_model(), (x, y), (xv, yv), epochs=3, **kw)
+    for key in ("lr", "loss", "val_loss"):
+        np.testing.assert_allclose(short.history[key], long.history[key][:3], rtol=1e-6,
+                                   err_msg=key)
+    assert plain.history["lr"][2] < 0.9 * short.history["lr"][2]  # its own, shorter decay
+
+
+class _LastWeights(keras.callbacks.Callback):
+    def on_train_end(self, logs=None):
+        self.weights = self.model.get_weights()
+
+
+def test_without_validation_keeps_the_last_epoch():
+    x, y = _toy()
+    model, last = _model(), _LastWeights()
+    res = training.train(model, (x, y), None, epochs=3, batch_size=32, lr=3e-2, seed=0,
+                         progress=False, callbacks=[last])
+    assert res.selected_epoch == 3 and res.epochs == 3
+    assert np.isnan(res.history["val_accuracy"]).all()
+    for a, b in zip(model.get_weights(), last.weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_same_seed_same_result():
     x, y = _toy(96)
     runs = [training.train(_model(), (x, y), (x, y), epochs=2, batch_size=32, seed=1,
@@ -107,6 +136,8 @@ def test_bad_training_arguments(tmp_path):
         training.train(_model(), (x, y), (x, y), epochs=1, batch_size=0, progress=False)
     with pytest.raises(ValueError, match="schedule"):
         training.make_optimizer(1e-2, schedule="linear")
+    with pytest.raises(ValueError, match="schedule_epochs"):
+        training.train(_model(), (x, y), (x, y), epochs=3, schedule_epochs=2, progress=False)
     with pytest.raises(ValueError, match="train_data"):
         training.train(_model(), (x, y[:3]), (x, y), epochs=1, progress=False)
     training.train(_model(), (x, y), (x, y), epochs=1, seed=0, checkpoint_dir=tmp_path,
