@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import ROOT
 
@@ -156,3 +157,34 @@ def test_speed_budget_no_candidate_can_meet_exits_3_naming_the_fastest(tmp_path:
     assert result.returncode == 3, result.stderr[-2000:]
     assert "runs within 1000 instructions per window" in result.stderr
     assert "the fastest is" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_refit_ships_the_selected_configuration_trained_on_train_and_validation(
+        quick_run: Path, tmp_path: Path):
+    import tf_keras as keras
+
+    from edgeprune.pipeline.families import FAMILIES, Arch
+
+    out = tmp_path / "refit"
+    result = pipeline(*QUICK, "--refit", "--no-firmware", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    plain = json.loads((quick_run / "report.json").read_text())
+    # the search is the plain run's: same candidates, same validation-selected one
+    assert report["candidates"] == plain["candidates"]
+    assert report["accuracy"]["val"] == plain["accuracy"]["val"]
+    refit, sizes = report["refit"], report["dataset"]["sizes"]
+    assert refit["n_train"] == sizes["train"] + sizes["val"]
+    dense = json.loads(next((out / "stages").glob("dense-*.json")).read_text())
+    assert refit["dense_epochs"] == dense["selected_epoch"]
+    selected = [c for c in report["candidates"] if c["selected"]][0]
+    assert refit["finetune_epochs"] == selected["finetune_epoch"]
+    assert refit["shipped"] is refit["fits"] is True
+    assert report["bytes"]["model_smallest"] == refit["model_bytes"] <= report["budget_bytes"]
+    shipped = keras.models.load_model(out / "model.keras")
+    twin = FAMILIES[report["model"]].build(Arch.from_record(selected), 0)
+    for tag, same in ((refit["weights"], True), (selected["weights"], False)):
+        twin.load_weights(str(out / "models" / f"{tag}.weights.h5"))
+        equal = all(np.array_equal(a, b)
+                    for a, b in zip(twin.get_weights(), shipped.get_weights(), strict=True))
+        assert equal is same, tag

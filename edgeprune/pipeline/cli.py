@@ -142,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "Cortex-M4 (QEMU mps2-an386), measured on each candidate's built "
                              "firmware; only candidates within it are selected (e.g. 1e6). "
                              "Needs arm-none-eabi-gcc and qemu-system-arm")
+    parser.add_argument("--refit", action="store_true",
+                        help="after selection, train the selected configuration again on the "
+                             "training and validation volunteers together (the epochs chosen "
+                             "on validation) and ship it if it still fits; about doubles the "
+                             "training time")
     parser.add_argument("--quick", action="store_true",
                         help="smoke-test mode: few epochs, few candidates, few windows")
     parser.add_argument("--no-firmware", action="store_true",

@@ -156,10 +156,10 @@ class Pipeline:
         self.settings = Settings.for_args(args)
         self.budget = int(round(args.budget_kb * 1024))
         self.max_instructions: int | None = getattr(args, "max_instructions", None)
-        # max_instructions is left out when unset, so runs from before it resume
+        # options added later are left out when unset, so runs from before them resume
         run_args = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                     if k not in ("out", "no_firmware")
-                    and not (k == "max_instructions" and v is None)}
+                    and not (k in ("max_instructions", "refit") and v in (None, False))}
         self.rd = RunDir(args.out, run_args).open()
         self.seconds: dict[str, float] = {}
         self.ds: har_data.HarDataset | None = None
@@ -266,20 +266,31 @@ class Pipeline:
         sizes = {s: len(getattr(self.ds, s)) for s in ("train", "val", "test")}
         log(f"data: {self.ds.name} {sizes} (validation volunteers {list(self.ds.val_subjects)})")
 
+    def _xy(self, *splits: str) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised windows and labels of ``splits`` (in order, concatenated)."""
+        parts = [getattr(self.ds, s) for s in splits]
+        return (np.concatenate([self.ds.normalize(p.x) for p in parts]),
+                np.concatenate([p.y for p in parts]))
+
+    def _train_dense(self, model, train_xy, val_xy, epochs: int | None, tag: str):
+        """The family's dense recipe over ``dense_epochs``; ``epochs`` stops it earlier
+        on the same lr schedule (a refit). Checkpoints under ``checkpoints/<tag>``."""
+        defaults = self.family.train_defaults
+        total = self.settings.dense_epochs or defaults["epochs"]
+        return training.train(
+            model, train_xy, val_xy, epochs=epochs or total, schedule_epochs=total,
+            batch_size=defaults["batch_size"], lr=defaults["lr"],
+            schedule=defaults["schedule"], seed=self.args.seed,
+            warmup_epochs=defaults.get("warmup_epochs", 0),
+            augment=training.augment_from(defaults, self.ds.mean, self.ds.std),
+            checkpoint_dir=self.rd.path("checkpoints", tag, "x").parent)
+
     def train_dense(self, arch: Arch) -> dict[str, Any]:
         def compute() -> dict[str, Any]:
             start = time.perf_counter()
-            defaults = self.family.train_defaults
             model = self.family.build(arch, self.args.seed)
-            result = training.train(
-                model, (self.ds.normalize(self.ds.train.x), self.ds.train.y),
-                (self.ds.normalize(self.ds.val.x), self.ds.val.y),
-                epochs=self.settings.dense_epochs or defaults["epochs"],
-                batch_size=defaults["batch_size"], lr=defaults["lr"],
-                schedule=defaults["schedule"], seed=self.args.seed,
-                warmup_epochs=defaults.get("warmup_epochs", 0),
-                augment=training.augment_from(defaults, self.ds.mean, self.ds.std),
-                checkpoint_dir=self.rd.path("checkpoints", f"dense-{arch.label}", "x").parent)
+            result = self._train_dense(model, self._xy("train"), self._xy("val"), None,
+                                       f"dense-{arch.label}")
             self._save_weights(model, f"dense-{arch.label}")
             return {"val_accuracy_float": result.best_val_accuracy,
                     "selected_epoch": result.selected_epoch, "epochs": result.epochs,
@@ -354,6 +365,36 @@ class Pipeline:
 
         return self._timed(f"speed-{tag}", compute)["instructions_per_window"]
 
+    def _prune_and_finetune(self, model, teacher, sparsity: float, train_xy, val_xy, *,
+                            epochs: int, tag: str) -> int:
+        """Gradual Global MP + MT of ``model`` (polynomial ramp to ``sparsity``), then
+        ``epochs`` of fine-tuning with the masks held (the cosine schedule of a
+        ``finetune_epochs`` run), both distilling from ``teacher``. With ``val_xy`` the
+        fine-tuning epoch is selected on validation, without it the last is kept; returns
+        that epoch (1-based)."""
+        st, defaults = self.settings, self.family.train_defaults
+        batch = defaults["batch_size"]
+        steps = int(np.ceil(len(train_xy[0]) / batch))
+        mt, lr = self.args.min_threshold, self.family.finetune_lr
+        augment = training.augment_from(defaults, self.ds.mean, self.ds.std)
+        distill = {"teacher": teacher, "distill_alpha": DISTILL_ALPHA,
+                   "temperature": DISTILL_TEMPERATURE}
+        ramp = tfmot.sparsity.keras.PolynomialDecay(
+            0.0, sparsity, begin_step=0, end_step=max(steps * st.ramp_epochs - 1, 1),
+            frequency=max(steps // 4, 1))
+        training.train(model, train_xy, val_xy, epochs=st.ramp_epochs, batch_size=batch, lr=lr,
+                       schedule="constant", seed=self.args.seed, progress=False,
+                       augment=augment, callbacks=[pruning.GlobalPruningCallback(ramp, mt)],
+                       **distill)
+        masks = pruning.make_masks(model, "global_mt", sparsity, mt, self.args.seed)
+        pruning.apply_masks(model, masks)
+        result = training.train(
+            model, train_xy, val_xy, epochs=epochs, schedule_epochs=st.finetune_epochs,
+            batch_size=batch, lr=lr, schedule="cosine", seed=self.args.seed, augment=augment,
+            checkpoint_dir=self.rd.path("checkpoints", tag, "x").parent,
+            callbacks=[pruning.GlobalPruningCallback(None, mt, masks=masks)], **distill)
+        return result.selected_epoch
+
     def finetune(self, arch: Arch, sparsity: float) -> dict[str, Any]:
         """Gradual Global MP + MT (polynomial ramp from the dense model to ``sparsity``),
         then fine-tuning with the masks held, selecting the epoch on validation; both
@@ -362,38 +403,19 @@ class Pipeline:
 
         def compute() -> dict[str, Any]:
             start = time.perf_counter()
-            st, defaults = self.settings, self.family.train_defaults
             model = self._load(arch, f"dense-{arch.label}")
-            train_xy = (self.ds.normalize(self.ds.train.x), self.ds.train.y)
-            val_xy = (self.ds.normalize(self.ds.val.x), self.ds.val.y)
-            batch = defaults["batch_size"]
-            steps = int(np.ceil(len(train_xy[0]) / batch))
-            mt = self.args.min_threshold
-            augment = training.augment_from(defaults, self.ds.mean, self.ds.std)
+            epoch = None
             if sparsity > 0:
-                distill = {"teacher": self._load(arch, f"dense-{arch.label}"),
-                           "distill_alpha": DISTILL_ALPHA, "temperature": DISTILL_TEMPERATURE}
-                ramp = tfmot.sparsity.keras.PolynomialDecay(
-                    0.0, sparsity, begin_step=0, end_step=max(steps * st.ramp_epochs - 1, 1),
-                    frequency=max(steps // 4, 1))
-                lr = self.family.finetune_lr
-                training.train(model, train_xy, val_xy, epochs=st.ramp_epochs,
-                               batch_size=batch, lr=lr, schedule="constant",
-                               seed=self.args.seed, progress=False, augment=augment,
-                               callbacks=[pruning.GlobalPruningCallback(ramp, mt)], **distill)
-                masks = pruning.make_masks(model, "global_mt", sparsity, mt, self.args.seed)
-                pruning.apply_masks(model, masks)
-                training.train(
-                    model, train_xy, val_xy, epochs=st.finetune_epochs, batch_size=batch,
-                    lr=lr, schedule="cosine", seed=self.args.seed, augment=augment,
-                    checkpoint_dir=self.rd.path("checkpoints", tag, "x").parent,
-                    callbacks=[pruning.GlobalPruningCallback(None, mt, masks=masks)], **distill)
+                epoch = self._prune_and_finetune(
+                    model, self._load(arch, f"dense-{arch.label}"), sparsity,
+                    self._xy("train"), self._xy("val"), epochs=self.settings.finetune_epochs,
+                    tag=tag)
             self._save_weights(model, tag)
             with tempfile.TemporaryDirectory(prefix="edgeprune-cand-") as tmp:
                 row = self._measure(model, Path(tmp))
             return {"arch": arch.label, **arch.as_dict(), "sparsity": sparsity, "finetuned": True,
-                    "fits": row["model_bytes"] <= self.budget, "weights": tag, **row,
-                    "_seconds": time.perf_counter() - start}
+                    "fits": row["model_bytes"] <= self.budget, "weights": tag,
+                    "finetune_epoch": epoch, **row, "_seconds": time.perf_counter() - start}
 
         log(f"pruning {arch.label} to {100 * sparsity:.1f}% and fine-tuning")
         return self._timed(tag, compute)
@@ -453,6 +475,45 @@ class Pipeline:
         for c in candidates:
             c["selected"] = c is best
         return candidates, best
+
+    def refit(self, best: dict[str, Any]) -> dict[str, Any]:
+        """With ``--refit``: the selected configuration trained again on the training and
+        validation volunteers together - the dense model for its selected number of
+        epochs, then the same ramp and fine-tuning for the candidate's selected epochs,
+        each on the schedule of the run that chose them. Every choice stays the
+        validation's; the refit only adds data, so it has no validation accuracy. Its C
+        model is measured again: ``fits`` says whether it still fits the budget."""
+        arch = Arch.from_record(best)
+        tag = f"refit-{best['weights']}"
+
+        def compute() -> dict[str, Any]:
+            start = time.perf_counter()
+            everything = self._xy("train", "val")
+            dense_epochs = self.train_dense(arch)["selected_epoch"]
+            dense = self.family.build(arch, self.args.seed)
+            self._train_dense(dense, everything, None, dense_epochs, f"refit-dense-{arch.label}")
+            model = self.family.build(arch, self.args.seed)
+            model.set_weights(dense.get_weights())
+            finetune_epochs = None
+            if best["sparsity"] > 0:
+                finetune_epochs = best.get("finetune_epoch") or self.settings.finetune_epochs
+                self._prune_and_finetune(model, dense, best["sparsity"], everything, None,
+                                         epochs=finetune_epochs, tag=tag)
+            self._save_weights(model, tag)
+            with tempfile.TemporaryDirectory(prefix="edgeprune-refit-") as tmp:
+                size = self._c_size(self.family.quantize(model, self.ds), Path(tmp),
+                                    {"model": self.family.name})
+            row = {"weights": tag, "n_train": len(everything[0]), "dense_epochs": dense_epochs,
+                   "finetune_epochs": finetune_epochs, "model_bytes": size.model_bytes,
+                   "fits": size.model_bytes <= self.budget}
+            if self.max_instructions is not None and row["fits"]:
+                row["instructions_per_window"] = self._instructions(model)
+                row["fits"] = row["instructions_per_window"] <= self.max_instructions
+            return {**row, "_seconds": time.perf_counter() - start}
+
+        log(f"refitting {best['arch']} at {best['sparsity']:.0%} on the training and "
+            "validation volunteers together")
+        return self._timed(tag, compute)
 
     def export(self, best: dict[str, Any]) -> dict[str, Any]:
         """Every artifact of the selected model, and its one test evaluation."""
@@ -562,7 +623,15 @@ class Pipeline:
         start = time.perf_counter()
         self.load_data()
         self.seconds["data"] = time.perf_counter() - start
-        candidates, self._best = self.search()
+        candidates, selected = self.search()
+        self._best, refit = selected, None
+        if getattr(self.args, "refit", False):
+            refit = {k: v for k, v in self.refit(selected).items() if not k.startswith("_")}
+            if refit["fits"]:
+                self._best = {**selected, **{k: refit[k] for k in refit if k in selected}}
+            else:
+                log("the refit model does not fit the budget(s): shipping the "
+                    "validation-selected model")
         exported = self.export(self._best)
         mcu = self.firmware()
         sel = self._best
@@ -596,6 +665,11 @@ class Pipeline:
         }
         if mcu is not None:
             report["mcu"] = mcu
+        if refit is not None:
+            report["refit"] = {**refit, "shipped": refit["fits"],
+                               "note": "trained on the training and validation volunteers "
+                                       "with the epochs chosen on validation; accuracy.val is "
+                                       "the validation-selected model's"}
         if self.max_instructions is not None:
             counted = mcu["instructions_per_window"] if mcu else sel["instructions_per_window"]
             report["fits_instruction_budget"] = counted <= self.max_instructions
