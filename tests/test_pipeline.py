@@ -181,6 +181,7 @@ def test_refit_ships_the_selected_configuration_trained_on_train_and_validation(
     assert refit["finetune_epochs"] == selected["finetune_epoch"]
     assert refit["shipped"] is refit["fits"] is True
     assert report["bytes"]["model_smallest"] == refit["model_bytes"] <= report["budget_bytes"]
+    assert "refit on train + validation | shipped" in (out / "report.md").read_text()
     shipped = keras.models.load_model(out / "model.keras")
     twin = FAMILIES[report["model"]].build(Arch.from_record(selected), 0)
     for tag, same in ((refit["weights"], True), (selected["weights"], False)):

@@ -123,12 +123,23 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
                      + ("met" if report.get("fits_instruction_budget") else "NOT met")))
     rows += [
         ("selected", ", ".join(f"{k}={v}" for k, v in sel.items())),
+    ]
+    refit = report.get("refit")
+    if refit:
+        rows.append(("refit on train + validation",
+                     (f"shipped: {refit['n_train']} windows, dense {refit['dense_epochs']} "
+                      f"epochs, fine-tuning {refit['finetune_epochs'] or 0} epochs")
+                     if refit["shipped"] else
+                     f"not shipped: its C model ({refit['model_bytes']} B) does not fit"))
+    shipped_refit = bool(refit and refit["shipped"])
+    rows += [
         ("model bytes (C, measured)", f"{size['model']} B"),
         ("kernel code bytes", f"{size['code']} B"),
         ("RAM (state + scratch)", f"{size['ram']} B"),
         ("int8 .tflite / sparse .tflite (size only)",
          f"{size['tflite_int8']} B / {size['tflite_sparse']} B"),
-        ("val accuracy (C int8)", pct(acc["val"])),
+        ("val accuracy (C int8" + (", the model before the refit)" if shipped_refit else ")"),
+         pct(acc["val"])),
         ("test accuracy: float / TFLite int8 / C int8",
          f"{pct(acc['test_float'])} / {pct(acc['test_tflite_int8'])} / {pct(acc['test_c_int8'])}"),
     ]
