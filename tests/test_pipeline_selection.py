@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from edgeprune.pipeline.run import bisect_sparsity, select
+from edgeprune.pipeline.run import bisect_sparsity, prune_until_fits, select
 
 
 def _cand(acc: float, size: int, sparsity: float) -> dict:
@@ -35,6 +35,23 @@ def test_more_validation_data_narrows_the_tie():
 def test_equal_size_prefers_the_more_accurate():
     tuned = [_cand(0.940, 3000, 0.7), _cand(0.942, 3000, 0.7)]
     assert select(tuned, n_val=2000)[0]["val_accuracy"] == 0.942
+
+
+def test_prune_until_fits_steps_up_the_grid_only_as_far_as_needed():
+    calls = []
+
+    def size_at(s: float) -> int:
+        calls.append(s)
+        return int(round(3100 - 1000 * (s - 0.73)))  # 3100 B at 73%, 10 B less per step
+
+    assert prune_until_fits(0.73, size_at, 3100, 0.99) == (0.73, 3100) and calls == [0.73]
+    calls.clear()
+    assert prune_until_fits(0.73, size_at, 3085, 0.99) == (0.75, 3080)
+    assert calls == [0.73, 0.74, 0.75]  # increasing, on the grid
+    calls.clear()
+    assert prune_until_fits(0.73, size_at, 3000, 0.99, steps=3) == (0.76, 3070)  # gives up
+    calls.clear()
+    assert prune_until_fits(0.73, size_at, 3000, 0.745) == (0.74, 3090)  # MT's ceiling
 
 
 def test_bisection_finds_the_lowest_passing_sparsity_on_the_grid():
