@@ -129,7 +129,7 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("refit on train + validation",
                      (f"shipped: {refit['n_train']} windows, dense {refit['dense_epochs']} "
                       f"epochs, fine-tuning {refit['finetune_epochs'] or 0} epochs"
-                      + ("" if refit["sparsity"] == refit["selected_sparsity"] else
+                      + ("" if refit.get("sparsity") == refit.get("selected_sparsity") else
                          f", pruned on from {refit['selected_sparsity']:.0%} to fit"))
                      if refit["shipped"] else
                      f"not shipped: its C model ({refit['model_bytes']} B) does not fit"))
