@@ -396,7 +396,8 @@ def train(
             }
             for k in keys:
                 history[k].append(float(row[k]))
-            if xv is None or (val_acc, -val_loss) > (best["val_accuracy"], -best["val_loss"]):
+            if xv is not None and (val_acc, -val_loss) > (best["val_accuracy"],
+                                                          -best["val_loss"]):
                 best = {"epoch": epoch + 1, "val_accuracy": float(val_acc),
                         "val_loss": float(val_loss)}
                 best_weights = model.get_weights()
@@ -417,7 +418,9 @@ def train(
             bar.update(1)
     finally:
         bar.close()
-    if best_weights is not None:
+    if xv is None:  # no selection: the model already holds its last epoch
+        best = {"epoch": len(history["loss"]), "val_accuracy": math.nan}
+    elif best_weights is not None:
         model.set_weights(best_weights)
     total = float(sum(epoch_seconds))
     return TrainResult(
