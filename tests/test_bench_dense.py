@@ -50,6 +50,41 @@ def test_bench_dense_refit_trains_on_train_and_validation(small_archive, tmp_pat
     assert 0.0 <= refit["test_accuracy"] <= 1.0 and refit["seconds_total"] > 0
 
 
+@pytest.mark.needs_uci
+def test_bench_dense_folds_cross_validates_over_training_volunteers(small_archive, tmp_path):
+    out = tmp_path / "cv.json"
+    rc = main(["dense", "--model", "cnn", "--data", "uci", "--data-path", str(small_archive),
+               "--json", str(out), "--epochs", "1", "--folds", "3",
+               "--cache-dir", str(tmp_path / "cache"), "--no-progress"])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert "test_accuracy" not in res
+    held_out = [f["val_subjects"] for f in res["folds"]]
+    assert held_out == [[1], [3], [5]]  # every training volunteer held out exactly once
+    accs = [f["val_accuracy"] for f in res["folds"]]
+    assert all(0.0 <= a <= 1.0 for a in accs)
+    assert res["val_accuracy_mean"] == pytest.approx(sum(accs) / 3)
+    assert all(f["n_train"] + f["n_val"] == res["folds"][0]["n_train"] + res["folds"][0]["n_val"]
+               for f in res["folds"])
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("extra", [["--folds", "1"], ["--folds", "3", "--refit"],
+                                   ["--folds", "3", "--val-subjects", "1"]])
+def test_bench_dense_bad_folds(tmp_path, extra, capsys):
+    assert main(["dense", "--model", "cnn", "--json", str(tmp_path / "x.json"), *extra]) == 2
+    assert "--folds" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.needs_uci
+def test_bench_dense_more_folds_than_volunteers(small_archive, tmp_path, capsys):
+    assert main(["dense", "--model", "cnn", "--data", "uci", "--data-path", str(small_archive),
+                 "--json", str(tmp_path / "x.json"), "--folds", "4",
+                 "--cache-dir", str(tmp_path / "cache"), "--no-progress"]) == 2
+    assert "only 3 training volunteers" in capsys.readouterr().err
+
+
 @pytest.mark.bad_input
 def test_bench_dense_bad_epochs(tmp_path):
     with pytest.raises(SystemExit):

@@ -10,6 +10,12 @@ validation volunteers together for the selected number of epochs, following the 
 schedule, and adds ``refit`` (``epochs``, ``n_train``, ``test_accuracy``,
 ``seconds_total``): every choice was made on validation, the refit only adds data. It has
 no validation accuracy of its own.
+
+With ``--folds K`` it cross-validates the recipe over volunteers instead, to tell a
+recipe change from noise before trusting it: K models, fold k holding out the training
+volunteers ``ids[k::K]`` (sorted ids), each selected on its own held-out volunteers. The
+JSON has ``folds`` (``val_subjects``, ``val_accuracy``, ``selected_epoch``, ...) and their
+``val_accuracy_mean``/``val_accuracy_sd``; test is never loaded into a model.
 """
 
 from __future__ import annotations
@@ -55,28 +61,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--refit", action="store_true",
                    help="also refit on train + validation for the selected epochs; "
                         "report its test accuracy beside the selected model's")
+    p.add_argument("--folds", type=int, default=None,
+                   help="cross-validate over training volunteers in this many folds "
+                        "(validation accuracies only, no test)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
     return p
 
 
-def run(args: argparse.Namespace) -> int:
-    """Train, evaluate the validation-selected checkpoint on val and test, write JSON."""
-    import numpy as np
+def _recipe(args: argparse.Namespace, ds: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The model's training defaults with the command line's overrides, and the
+    ``training.train`` keyword arguments they make."""
+    from edgeprune import training
 
-    import har_data
-    from edgeprune import models, training
-
-    if args.epochs is not None and args.epochs <= 0:
-        print(f"--epochs={args.epochs} must be positive", file=sys.stderr)
-        return 2
-    extra: dict[str, Any] = {}
-    if args.val_subjects is not None:
-        extra["val_subjects"] = args.val_subjects
-    ds = har_data.load(args.data, path=args.data_path, seed=args.split_seed,
-                       cache_dir=args.cache_dir, **extra)
-    xtr, xv, xte = (ds.normalize(s.x) for s in (ds.train, ds.val, ds.test))
-    builder = models.fastgrnn_classifier if args.model == "fastgrnn" else models.har_cnn
     defaults = dict(training.FASTGRNN_DEFAULTS if args.model == "fastgrnn"
                     else training.CNN_DEFAULTS)
     for key in ("epochs", "batch_size", "lr", "augment", "rotate", "warmup_epochs"):
@@ -89,6 +86,36 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress, warmup_epochs=int(defaults.get("warmup_epochs", 0)),
         augment=training.augment_from(defaults, ds.mean, ds.std),
     )
+    return defaults, recipe
+
+
+def _builder(model: str) -> Any:
+    from edgeprune import models
+
+    return models.fastgrnn_classifier if model == "fastgrnn" else models.har_cnn
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train, evaluate the validation-selected checkpoint on val and test, write JSON
+    (or with ``--folds`` cross-validate over volunteers, see ``run_folds``)."""
+    import numpy as np
+
+    import har_data
+    from edgeprune import training
+
+    if args.epochs is not None and args.epochs <= 0:
+        print(f"--epochs={args.epochs} must be positive", file=sys.stderr)
+        return 2
+    if args.folds is not None:
+        return run_folds(args)
+    extra: dict[str, Any] = {}
+    if args.val_subjects is not None:
+        extra["val_subjects"] = args.val_subjects
+    ds = har_data.load(args.data, path=args.data_path, seed=args.split_seed,
+                       cache_dir=args.cache_dir, **extra)
+    xtr, xv, xte = (ds.normalize(s.x) for s in (ds.train, ds.val, ds.test))
+    builder = _builder(args.model)
+    defaults, recipe = _recipe(args, ds)
     model = builder(xtr.shape[1:], classes=2, seed=args.seed)
     result = training.train(model, (xtr, ds.train.y), (xv, ds.val.y),
                             epochs=int(defaults["epochs"]),
@@ -138,4 +165,55 @@ def run(args: argparse.Namespace) -> int:
           f"{out['seconds_per_epoch']:.2f} s/epoch)"
           + (f"; refit on train + val: test {out['refit']['test_accuracy']:.4f}"
              if args.refit else ""))
+    return 0
+
+
+def run_folds(args: argparse.Namespace) -> int:
+    """``--folds K``: one validation-selected model per fold of the training volunteers;
+    writes the folds' validation accuracies and their mean and sd (never test)."""
+    import numpy as np
+
+    import har_data
+    from edgeprune import training
+
+    if (args.folds < 2 or args.refit or args.val_subjects is not None or args.save_model
+            or args.plot):
+        print("--folds needs K >= 2 and excludes --refit, --val-subjects, --save-model "
+              "and --plot", file=sys.stderr)
+        return 2
+    base = har_data.load(args.data, path=args.data_path, cache_dir=args.cache_dir,
+                         val_subjects=0)
+    ids = sorted({int(v) for v in np.concatenate([base.train.subject, base.val.subject])})
+    if args.folds > len(ids):
+        print(f"--folds={args.folds}: only {len(ids)} training volunteers", file=sys.stderr)
+        return 2
+    folds = []
+    for k in range(args.folds):
+        ds = har_data.load(args.data, path=args.data_path, cache_dir=args.cache_dir,
+                           val_subjects=ids[k::args.folds])
+        xtr, xv = ds.normalize(ds.train.x), ds.normalize(ds.val.x)
+        defaults, recipe = _recipe(args, ds)
+        model = _builder(args.model)(xtr.shape[1:], classes=2, seed=args.seed)
+        ckpt = None if args.checkpoint_dir is None else pathlib.Path(args.checkpoint_dir,
+                                                                      f"fold{k}")
+        result = training.train(model, (xtr, ds.train.y), (xv, ds.val.y),
+                                epochs=int(defaults["epochs"]), checkpoint_dir=ckpt, **recipe)
+        folds.append({"fold": k, "val_subjects": list(ds.val_subjects),
+                      "n_train": len(xtr), "n_val": len(xv),
+                      "val_accuracy": result.best_val_accuracy,
+                      "selected_epoch": result.selected_epoch,
+                      "seconds_total": result.seconds_total,
+                      "val_accuracy_curve": result.history["val_accuracy"]})
+        print(f"fold {k} (volunteers {folds[-1]['val_subjects']}): val "
+              f"{result.best_val_accuracy:.4f} (epoch {result.selected_epoch})")
+    accs = np.array([f["val_accuracy"] for f in folds])
+    out = {"model": args.model, "dataset": base.name, "folds": folds,
+           "val_accuracy_mean": float(accs.mean()), "val_accuracy_sd": float(accs.std(ddof=1)),
+           "epochs": int(defaults["epochs"]), "seed": args.seed, "settings": defaults,
+           "machine": f"{platform.machine()} {platform.processor() or ''}".strip()}
+    path = pathlib.Path(args.json)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1))
+    print(f"{args.model}, {args.folds} volunteer folds: val {out['val_accuracy_mean']:.4f} "
+          f"(sd {out['val_accuracy_sd']:.4f})")
     return 0
