@@ -48,13 +48,21 @@ def test_bench_dense_refit_trains_on_train_and_validation(small_archive, tmp_pat
     assert refit["n_train"] == res["n_train"] + res["n_val"]
     assert refit["epochs"] == res["selected_epoch"]
     assert 0.0 <= refit["test_accuracy"] <= 1.0 and refit["seconds_total"] > 0
+    rc = main(["dense", "--model", "cnn", "--data", "uci", "--data-path", str(small_archive),
+               "--json", str(out), "--epochs", "2", "--val-subjects", "1", "--refit",
+               "--refit-epochs", "2", "--cache-dir", str(tmp_path / "cache"), "--no-progress"])
+    assert rc == 0 and json.loads(out.read_text())["refit"]["epochs"] == 2
+    assert main(["dense", "--model", "cnn", "--data", "uci", "--data-path", str(small_archive),
+                 "--json", str(tmp_path / "y.json"), "--epochs", "2", "--val-subjects", "1",
+                 "--refit", "--refit-epochs", "3", "--cache-dir", str(tmp_path / "cache")]) == 2
+    assert not (tmp_path / "y.json").exists()
 
 
 @pytest.mark.needs_uci
 def test_bench_dense_folds_cross_validates_over_training_volunteers(small_archive, tmp_path):
     out = tmp_path / "cv.json"
     rc = main(["dense", "--model", "cnn", "--data", "uci", "--data-path", str(small_archive),
-               "--json", str(out), "--epochs", "1", "--folds", "3",
+               "--json", str(out), "--epochs", "2", "--folds", "3",
                "--cache-dir", str(tmp_path / "cache"), "--no-progress"])
     assert rc == 0
     res = json.loads(out.read_text())
@@ -64,16 +72,21 @@ def test_bench_dense_folds_cross_validates_over_training_volunteers(small_archiv
     accs = [f["val_accuracy"] for f in res["folds"]]
     assert all(0.0 <= a <= 1.0 for a in accs)
     assert res["val_accuracy_mean"] == pytest.approx(sum(accs) / 3)
+    curves = [f["val_accuracy_curve"] for f in res["folds"]]
+    assert len(res["val_accuracy_curve_mean"]) == 2
+    best = max(range(2), key=lambda e: (sum(c[e] for c in curves), -e))
+    assert res["cv_epoch"] == best + 1
     assert all(f["n_train"] + f["n_val"] == res["folds"][0]["n_train"] + res["folds"][0]["n_val"]
                for f in res["folds"])
 
 
 @pytest.mark.bad_input
 @pytest.mark.parametrize("extra", [["--folds", "1"], ["--folds", "3", "--refit"],
-                                   ["--folds", "3", "--val-subjects", "1"]])
+                                   ["--folds", "3", "--val-subjects", "1"],
+                                   ["--refit-epochs", "5"], ["--refit", "--refit-epochs", "0"]])
 def test_bench_dense_bad_folds(tmp_path, extra, capsys):
     assert main(["dense", "--model", "cnn", "--json", str(tmp_path / "x.json"), *extra]) == 2
-    assert "--folds" in capsys.readouterr().err
+    assert extra[0] in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
 
 

@@ -9,13 +9,16 @@ With ``--refit`` it then trains a fresh model (same seed and recipe) on the trai
 validation volunteers together for the selected number of epochs, following the same lr
 schedule, and adds ``refit`` (``epochs``, ``n_train``, ``test_accuracy``,
 ``seconds_total``): every choice was made on validation, the refit only adds data. It has
-no validation accuracy of its own.
+no validation accuracy of its own. ``--refit-epochs E`` refits for E epochs instead (on the
+same schedule), e.g. the ``cv_epoch`` a ``--folds`` run found.
 
 With ``--folds K`` it cross-validates the recipe over volunteers instead, to tell a
 recipe change from noise before trusting it: K models, fold k holding out the training
 volunteers ``ids[k::K]`` (sorted ids), each selected on its own held-out volunteers. The
-JSON has ``folds`` (``val_subjects``, ``val_accuracy``, ``selected_epoch``, ...) and their
-``val_accuracy_mean``/``val_accuracy_sd``; test is never loaded into a model.
+JSON has ``folds`` (``val_subjects``, ``val_accuracy``, ``selected_epoch``, ...), their
+``val_accuracy_mean``/``val_accuracy_sd``, and ``cv_epoch``: the epoch whose validation
+accuracy averaged over the folds is highest (earliest on ties), a steadier choice of
+training length than one split's peak. Test is never loaded into a model.
 """
 
 from __future__ import annotations
@@ -61,6 +64,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--refit", action="store_true",
                    help="also refit on train + validation for the selected epochs; "
                         "report its test accuracy beside the selected model's")
+    p.add_argument("--refit-epochs", type=int, default=None,
+                   help="refit for this many epochs instead of the selected number "
+                        "(e.g. a --folds run's cv_epoch); needs --refit")
     p.add_argument("--folds", type=int, default=None,
                    help="cross-validate over training volunteers in this many folds "
                         "(validation accuracies only, no test)")
@@ -106,6 +112,10 @@ def run(args: argparse.Namespace) -> int:
     if args.epochs is not None and args.epochs <= 0:
         print(f"--epochs={args.epochs} must be positive", file=sys.stderr)
         return 2
+    if args.refit_epochs is not None and not (args.refit and args.refit_epochs > 0):
+        print(f"--refit-epochs={args.refit_epochs} needs --refit and must be positive",
+              file=sys.stderr)
+        return 2
     if args.folds is not None:
         return run_folds(args)
     extra: dict[str, Any] = {}
@@ -116,6 +126,10 @@ def run(args: argparse.Namespace) -> int:
     xtr, xv, xte = (ds.normalize(s.x) for s in (ds.train, ds.val, ds.test))
     builder = _builder(args.model)
     defaults, recipe = _recipe(args, ds)
+    if (args.refit_epochs or 0) > int(defaults["epochs"]):
+        print(f"--refit-epochs={args.refit_epochs} exceeds the {defaults['epochs']} "
+              "training epochs", file=sys.stderr)
+        return 2
     model = builder(xtr.shape[1:], classes=2, seed=args.seed)
     result = training.train(model, (xtr, ds.train.y), (xv, ds.val.y),
                             epochs=int(defaults["epochs"]),
@@ -148,7 +162,8 @@ def run(args: argparse.Namespace) -> int:
         xall = np.concatenate([xtr, xv])
         yall = np.concatenate([ds.train.y, ds.val.y])
         ckpt = None if args.checkpoint_dir is None else pathlib.Path(args.checkpoint_dir, "refit")
-        done = training.train(refit, (xall, yall), None, epochs=result.selected_epoch,
+        done = training.train(refit, (xall, yall), None,
+                              epochs=args.refit_epochs or result.selected_epoch,
                               checkpoint_dir=ckpt, **recipe)
         out["refit"] = {"epochs": done.epochs, "n_train": len(xall),
                         "test_accuracy": accuracy(xte, ds.test.y, refit),
@@ -207,13 +222,17 @@ def run_folds(args: argparse.Namespace) -> int:
         print(f"fold {k} (volunteers {folds[-1]['val_subjects']}): val "
               f"{result.best_val_accuracy:.4f} (epoch {result.selected_epoch})")
     accs = np.array([f["val_accuracy"] for f in folds])
+    mean_curve = np.mean([f["val_accuracy_curve"] for f in folds], axis=0)
     out = {"model": args.model, "dataset": base.name, "folds": folds,
            "val_accuracy_mean": float(accs.mean()), "val_accuracy_sd": float(accs.std(ddof=1)),
+           "cv_epoch": int(np.argmax(mean_curve)) + 1,
+           "val_accuracy_curve_mean": [float(v) for v in mean_curve],
            "epochs": int(defaults["epochs"]), "seed": args.seed, "settings": defaults,
            "machine": f"{platform.machine()} {platform.processor() or ''}".strip()}
     path = pathlib.Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1))
     print(f"{args.model}, {args.folds} volunteer folds: val {out['val_accuracy_mean']:.4f} "
-          f"(sd {out['val_accuracy_sd']:.4f})")
+          f"(sd {out['val_accuracy_sd']:.4f}); mean curve highest at epoch {out['cv_epoch']} "
+          f"({mean_curve.max():.4f})")
     return 0
