@@ -95,6 +95,14 @@ def _recipe(args: argparse.Namespace, ds: Any) -> tuple[dict[str, Any], dict[str
     return defaults, recipe
 
 
+def _write_json(path: str, out: dict[str, Any]) -> None:
+    """Write the result (with the machine it ran on) as indented JSON, creating folders."""
+    out["machine"] = f"{platform.machine()} {platform.processor() or ''}".strip()
+    target = pathlib.Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(out, indent=1))
+
+
 def _builder(model: str) -> Any:
     from edgeprune import models
 
@@ -155,7 +163,6 @@ def run(args: argparse.Namespace) -> int:
         "split_seed": args.split_seed,
         "settings": defaults,
         "history": result.history,
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
     }
     if args.refit:
         refit = builder(xtr.shape[1:], classes=2, seed=args.seed)
@@ -168,9 +175,7 @@ def run(args: argparse.Namespace) -> int:
         out["refit"] = {"epochs": done.epochs, "n_train": len(xall),
                         "test_accuracy": accuracy(xte, ds.test.y, refit),
                         "seconds_total": done.seconds_total}
-    path = pathlib.Path(args.json)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1))
+    _write_json(args.json, out)
     if args.save_model:
         model.save(args.save_model)
     if args.plot:
@@ -227,11 +232,8 @@ def run_folds(args: argparse.Namespace) -> int:
            "val_accuracy_mean": float(accs.mean()), "val_accuracy_sd": float(accs.std(ddof=1)),
            "cv_epoch": int(np.argmax(mean_curve)) + 1,
            "val_accuracy_curve_mean": [float(v) for v in mean_curve],
-           "epochs": int(defaults["epochs"]), "seed": args.seed, "settings": defaults,
-           "machine": f"{platform.machine()} {platform.processor() or ''}".strip()}
-    path = pathlib.Path(args.json)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1))
+           "epochs": int(defaults["epochs"]), "seed": args.seed, "settings": defaults}
+    _write_json(args.json, out)
     print(f"{args.model}, {args.folds} volunteer folds: val {out['val_accuracy_mean']:.4f} "
           f"(sd {out['val_accuracy_sd']:.4f}); mean curve highest at epoch {out['cv_epoch']} "
           f"({mean_curve.max():.4f})")
