@@ -446,6 +446,28 @@ def train(
     )
 
 
+def loss_rise(history: dict[str, list[float]] | TrainResult, factor: float = 2.0,
+              margin: float = 0.1) -> str | None:
+    """A one-line warning when some epoch's training loss rose above both ``factor`` x
+    and ``margin`` + the lowest loss of the epochs before it (or became NaN): the lr was
+    too high for this run, which trained away from its best; None for a stable run."""
+    if isinstance(history, TrainResult):
+        history = history.history
+    loss = np.asarray(history.get("loss", []), np.float64)
+    if np.isnan(loss).any():
+        return f"training loss became NaN at epoch {int(np.argmax(np.isnan(loss))) + 1}"
+    if loss.size < 2:
+        return None
+    floor = np.minimum.accumulate(loss)[:-1]
+    excess = loss[1:] - np.maximum(factor * floor, floor + margin)
+    if excess.max() <= 0:
+        return None
+    peak = int(np.argmax(excess)) + 1
+    low = int(np.argmin(loss[:peak]))
+    return (f"training loss rose from {loss[low]:.3f} (epoch {low + 1}) to "
+            f"{loss[peak]:.3f} (epoch {peak + 1}): unstable, try a lower lr")
+
+
 def plot_history(history: dict[str, list[float]] | TrainResult, path: str | os.PathLike,
                  selected_epoch: int | None = None) -> pathlib.Path:
     """Plot loss and accuracy (train/val) per epoch into ``path`` (PNG/PDF/SVG, Agg)."""

@@ -8,6 +8,7 @@ import pytest
 from conftest import MAKE_UCI_ARCHIVE
 
 import edgeprune  # noqa: F401
+from edgeprune import training
 from edgeprune.bench.__main__ import main
 
 
@@ -32,6 +33,7 @@ def test_bench_dense_writes_json(small_archive, tmp_path, model):
                 "seconds_per_epoch", "seconds_total", "dataset"):
         assert key in res, key
     assert res["dataset"] == "uci-har2" and res["epochs"] == 1 and res["selected_epoch"] == 1
+    assert res["training_warning"] is None  # one epoch cannot rise
     assert 0.0 <= res["val_accuracy"] <= 1.0 and 0.0 <= res["test_accuracy"] <= 1.0
     assert res["params"] == (7169 if model == "fastgrnn" else res["params"])
 
@@ -74,6 +76,9 @@ def test_bench_dense_folds_cross_validates_over_training_volunteers(small_archiv
     assert res["val_accuracy_mean"] == pytest.approx(sum(accs) / 3)
     curves = [f["val_accuracy_curve"] for f in res["folds"]]
     assert len(res["val_accuracy_curve_mean"]) == 2
+    for f in res["folds"]:
+        assert len(f["loss_curve"]) == 2
+        assert f["training_warning"] == training.loss_rise({"loss": f["loss_curve"]})
     best = max(range(2), key=lambda e: (sum(c[e] for c in curves), -e))
     assert res["cv_epoch"] == best + 1
     assert all(f["n_train"] + f["n_val"] == res["folds"][0]["n_train"] + res["folds"][0]["n_val"]

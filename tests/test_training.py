@@ -261,3 +261,12 @@ def test_bad_distillation_arguments():
                               keras.layers.Dense(3)])
     with pytest.raises(ValueError, match="teacher output shape"):
         training.train(_model(), (x, y), (x, y), epochs=1, progress=False, teacher=three)
+
+
+def test_loss_rise_flags_a_climbing_loss_and_nan_but_not_noise():
+    assert training.loss_rise({"loss": [0.9, 0.5, 0.4, 0.42, 0.38, 0.3]}) is None
+    assert training.loss_rise({"loss": [0.05, 0.02, 0.045, 0.03]}) is None  # < margin
+    warning = training.loss_rise({"loss": [0.7, 0.4, 0.6, 0.96, 0.5, 0.2]})
+    assert warning is not None and "0.400 (epoch 2)" in warning and "0.960 (epoch 4)" in warning
+    assert "epoch 3" in training.loss_rise({"loss": [0.7, 0.4, float("nan")]})
+    assert training.loss_rise({"loss": []}) is None

@@ -162,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "split_seed": args.split_seed,
         "settings": defaults,
+        "training_warning": training.loss_rise(result),
         "history": result.history,
     }
     if args.refit:
@@ -180,6 +181,8 @@ def run(args: argparse.Namespace) -> int:
         model.save(args.save_model)
     if args.plot:
         training.plot_history(result, args.plot)
+    if out["training_warning"]:
+        print(f"WARNING {out['training_warning']}", file=sys.stderr)
     print(f"{args.model} on {ds.name}: val {out['val_accuracy']:.4f} test "
           f"{out['test_accuracy']:.4f} (epoch {out['selected_epoch']}/{out['epochs']}, "
           f"{out['seconds_per_epoch']:.2f} s/epoch)"
@@ -223,9 +226,13 @@ def run_folds(args: argparse.Namespace) -> int:
                       "val_accuracy": result.best_val_accuracy,
                       "selected_epoch": result.selected_epoch,
                       "seconds_total": result.seconds_total,
-                      "val_accuracy_curve": result.history["val_accuracy"]})
+                      "training_warning": training.loss_rise(result),
+                      "val_accuracy_curve": result.history["val_accuracy"],
+                      "loss_curve": result.history["loss"]})
         print(f"fold {k} (volunteers {folds[-1]['val_subjects']}): val "
-              f"{result.best_val_accuracy:.4f} (epoch {result.selected_epoch})")
+              f"{result.best_val_accuracy:.4f} (epoch {result.selected_epoch})"
+              + (f"; WARNING {folds[-1]['training_warning']}"
+                 if folds[-1]["training_warning"] else ""))
     accs = np.array([f["val_accuracy"] for f in folds])
     mean_curve = np.mean([f["val_accuracy_curve"] for f in folds], axis=0)
     out = {"model": args.model, "dataset": base.name, "folds": folds,

@@ -182,6 +182,7 @@ class Pipeline:
         self.seconds: dict[str, float] = {}
         self.ds: har_data.HarDataset | None = None
         self._speed_probes: list[dict[str, Any]] = []  # one-shot instruction counts
+        self.warnings: list[str] = []  # e.g. an unstable dense training (in the report)
 
     # ----------------------------------------------------------------- helpers
     def _timed(self, name: str, compute):
@@ -319,10 +320,17 @@ class Pipeline:
             return {"val_accuracy_float": result.best_val_accuracy,
                     "selected_epoch": result.selected_epoch, "epochs": result.epochs,
                     "params": int(model.count_params()),
+                    "training_warning": training.loss_rise(result),
                     "_seconds": time.perf_counter() - start}
 
         log(f"training dense {self.family.name} {arch.label}")
-        return self._timed(f"dense-{arch.label}", compute)
+        result = self._timed(f"dense-{arch.label}", compute)
+        warning = result.get("training_warning")
+        message = f"dense {arch.label}: {warning}"
+        if warning and message not in self.warnings:
+            log(f"WARNING {message}")
+            self.warnings.append(message)
+        return result
 
     def probe_sizes(self, arch: Arch) -> dict[str, Any]:
         """One-shot Global MP + MT at a grid of sparsities, then bisection to the smallest
@@ -695,6 +703,7 @@ class Pipeline:
             "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
             "versions": _versions(),
             "seed": self.args.seed,
+            "warnings": self.warnings,
         }
         if mcu is not None:
             report["mcu"] = mcu
