@@ -55,8 +55,9 @@ class ModelSpec:
         return d
 
 
-# FastGRNN dense lr 5e-3, not training.FASTGRNN_DEFAULTS' 1e-2: with 1e-2 (+ clipnorm 1.0,
-# cosine over 40 epochs) seed 0 went NaN at epoch 7 on the full UCI HAR-2 train split.
+# FastGRNN dense lr 5e-3 (training.FASTGRNN_DEFAULTS' lr since the fold study): with 1e-2
+# (+ clipnorm 1.0, cosine over 40 epochs) seed 0 went NaN at epoch 7 on the full UCI HAR-2
+# train split.
 # Budgets chosen so the full grid (3 models x 7 methods x 6 sparsities x 2 seeds) fits in
 # about 30-40 min on 2 free cores (see docs/benchmarks/sparsity/summary.md).
 # MT: the paper's 0.05 % where it is feasible at 99 % sparsity; MobileNet-0.25 has 28
