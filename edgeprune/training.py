@@ -39,7 +39,9 @@ import tf_keras as keras
 # ~1.0 on two folds (val 0.7575 / 0.8986 / 0.9800, mean 0.8787); seed 1 stayed stable
 # (0.9424 / 0.9491 / 0.9688, mean 0.9534). lr 5e-3 was stable on all six (seed 0:
 # 0.9397 / 0.9399 / 0.9767, mean 0.9521; seed 1: 0.9373 / 0.9403 / 0.9750, mean 0.9509),
-# level with 1e-2 where 1e-2 did not diverge; lr 3e-3 (seed 0): mean 0.9393. So 5e-3.
+# level with 1e-2 where 1e-2 did not diverge; lr 3e-3 (seed 0): mean 0.9393. lr 1e-2
+# with a 10-epoch warm-up: seed 0 0.9568 mean, but seed 1's fold 0 went NaN at epoch 25.
+# So 5e-3 (docs/benchmarks/dense/cv/README.md).
 FASTGRNN_DEFAULTS: dict[str, Any] = {
     "epochs": 100,
     "batch_size": 128,
