@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from edgeprune.pipeline.run import bisect_sparsity, prune_until_fits, select
@@ -123,3 +124,46 @@ def test_under_a_speed_budget_every_architecture_is_tried_and_only_fast_ones_win
     _, best = search.p.search()
     assert search.trained == [big, small]
     assert best["arch"] == big and best["sparsity"] == 0.5  # the most accurate fast one
+
+
+def test_a_finetuned_candidate_over_the_budget_is_pruned_on_until_it_fits(tmp_path):
+    """Real model, masks and weight files; only the C build's byte count is replaced by
+    one that grows with the nonzero weights (4 bytes short of fitting at 73%)."""
+    import argparse
+
+    from edgeprune import pruning
+    from edgeprune.pipeline.families import Arch
+    from edgeprune.pipeline.run import Pipeline
+
+    args = argparse.Namespace(model="fastgrnn", budget_kb=8.0, data="hapt", data_path=None,
+                              seed=0, min_threshold=0.0005, quick=False,
+                              max_instructions=None, out=tmp_path / "run", no_firmware=True)
+    p = Pipeline(args)
+    arch = Arch(hidden=80, w_rank=5, u_rank=40)
+    p._save_weights(p.family.build(arch, 0), f"dense-{arch.label}")
+
+    def nonzeros(model) -> int:
+        return int(sum(np.count_nonzero(w.variable.numpy()) for w in pruning.collect_prunable(model)))
+
+    total = sum(w.size for w in pruning.collect_prunable(p.family.build(arch, 0)))
+    p.budget = int(total * (1 - 0.73)) - 4  # 73% is just over, 74% fits
+
+    def one_shot(model, teacher, sparsity, *a, **k):
+        pruning.apply_masks(model, pruning.make_masks(model, "global_mt", sparsity,
+                                                      args.min_threshold, 0))
+        return 3
+
+    p._prune_and_finetune = one_shot
+    p._xy = lambda *splits: (None, None)  # one_shot trains on nothing
+    p._c_bytes = lambda model, workdir: nonzeros(model)
+    p._measure = lambda model, workdir: {"model_bytes": nonzeros(model),
+                                         "val_accuracy": nonzeros(model) / total}
+    row = p.finetune(arch, 0.73)
+    assert row["finetuned_sparsity"] == 0.73 and row["sparsity"] == 0.74
+    assert row["fits"] and row["model_bytes"] <= p.budget
+    saved = p._load(arch, row["weights"])  # the shipped weights are the pruned-on ones
+    assert nonzeros(saved) == row["model_bytes"]
+    assert row["val_accuracy"] == pytest.approx(nonzeros(saved) / total)  # measured again
+    p.budget = total  # a candidate that fits is left as it is
+    row = p.finetune(arch, 0.5)
+    assert row["sparsity"] == row["finetuned_sparsity"] == 0.5
