@@ -68,21 +68,26 @@ def test_bisection_finds_the_lowest_passing_sparsity_on_the_grid():
     assert bisect_sparsity(0.9, 0.91, passes) == 0.91 and len(tried) <= 4  # nothing between
 
 
+def _pipeline(out, max_instructions=None):
+    """A full-size FastGRNN ``Pipeline`` at 8 KiB (hapt data, no firmware) into ``out``."""
+    import argparse
+
+    from edgeprune.pipeline.run import Pipeline
+
+    return Pipeline(argparse.Namespace(
+        model="fastgrnn", budget_kb=8.0, data="hapt", data_path=None, seed=0,
+        min_threshold=0.0005, quick=False, max_instructions=max_instructions, out=out,
+        no_firmware=True))
+
+
 class _SearchOnly:
     """The search's decisions with its measurements replaced: architecture ``a`` fits
     the byte budget from sparsity ``fit[a]`` and runs fast enough from ``fast[a]``;
     validation accuracy falls with sparsity. Records the architectures trained."""
 
     def __init__(self, tmp_path, fit: dict, fast: dict, max_instructions):
-        import argparse
-
-        from edgeprune.pipeline.run import Pipeline
-
-        args = argparse.Namespace(model="fastgrnn", budget_kb=8.0, data="hapt", data_path=None,
-                                  seed=0, min_threshold=0.0005, quick=False,
-                                  max_instructions=max_instructions, out=tmp_path / "run",
-                                  no_firmware=True)
-        self.p, self.fit, self.fast, self.trained = Pipeline(args), fit, fast, []
+        self.p = _pipeline(tmp_path / "run", max_instructions)
+        self.fit, self.fast, self.trained = fit, fast, []
         self.p.ds = type("DS", (), {"val": range(2000)})()
         self.p.train_dense = lambda arch: self.trained.append(arch.label)
         self.p.probe_sizes = lambda arch: {"rows": [
@@ -129,16 +134,10 @@ def test_under_a_speed_budget_every_architecture_is_tried_and_only_fast_ones_win
 def test_a_finetuned_candidate_over_the_budget_is_pruned_on_until_it_fits(tmp_path):
     """Real model, masks and weight files; only the C build's byte count is replaced by
     one that grows with the nonzero weights (4 bytes short of fitting at 73%)."""
-    import argparse
-
     from edgeprune import pruning
     from edgeprune.pipeline.families import Arch
-    from edgeprune.pipeline.run import Pipeline
 
-    args = argparse.Namespace(model="fastgrnn", budget_kb=8.0, data="hapt", data_path=None,
-                              seed=0, min_threshold=0.0005, quick=False,
-                              max_instructions=None, out=tmp_path / "run", no_firmware=True)
-    p = Pipeline(args)
+    p = _pipeline(tmp_path / "run")
     arch = Arch(hidden=80, w_rank=5, u_rank=40)
     p._save_weights(p.family.build(arch, 0), f"dense-{arch.label}")
 
@@ -151,7 +150,7 @@ def test_a_finetuned_candidate_over_the_budget_is_pruned_on_until_it_fits(tmp_pa
 
     def one_shot(model, teacher, sparsity, *a, **k):
         pruning.apply_masks(model, pruning.make_masks(model, "global_mt", sparsity,
-                                                      args.min_threshold, 0))
+                                                      p.args.min_threshold, 0))
         return 3
 
     p._prune_and_finetune = one_shot

@@ -169,7 +169,8 @@ def write_report_md(report: dict[str, Any], path: pathlib.Path) -> None:
     lines = [f"# edgeprune run: {report['model']} under {report['budget_bytes'] / 1024:g} KiB", ""]
     lines += ["| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in summary_rows(report)]
-    lines += [f"\n**Warning:** {w}" for w in report.get("warnings", [])]
+    for warning in report.get("warnings", []):
+        lines += ["", f"**Warning:** {warning}"]
     lines += ["", "Accuracies say their split: selection used the validation split only; the",
               "test split was evaluated once, for the selected model.", "",
               "## Candidates", "",

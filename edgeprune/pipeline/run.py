@@ -344,11 +344,11 @@ class Pipeline:
 
         log(f"training dense {self.family.name} {arch.label}")
         result = self._timed(f"dense-{arch.label}", compute)
-        warning = result.get("training_warning")
-        message = f"dense {arch.label}: {warning}"
-        if warning and message not in self.warnings:
-            log(f"WARNING {message}")
-            self.warnings.append(message)
+        if warning := result.get("training_warning"):
+            message = f"dense {arch.label}: {warning}"
+            if message not in self.warnings:  # the refit asks for the dense stage again
+                log(f"WARNING {message}")
+                self.warnings.append(message)
         return result
 
     def probe_sizes(self, arch: Arch) -> dict[str, Any]:
