@@ -194,10 +194,9 @@ def rotate(max_degrees: float, mean: np.ndarray, std: np.ndarray) -> Callable[..
         k[:, 0, 1], k[:, 0, 2], k[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
         k = k - k.transpose(0, 2, 1)
         r = np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * (k @ k)  # Rodrigues
-        raw = x * std + mean
-        out = np.empty_like(raw)
-        for c in (0, 3, 6):
-            out[..., c:c + 3] = np.einsum("ntj,nij->nti", raw[..., c:c + 3], r)
+        raw = (x * std + mean).reshape(n, -1, 3, 3)  # (window, step, sensor, xyz)
+        # one batched matmul rotates all three triplets: out[n, t, s] = r[n] @ raw[n, t, s]
+        out = np.matmul(raw, r.transpose(0, 2, 1)[:, None]).reshape(x.shape)
         return ((out - mean) / std).astype(np.float32)
 
     return apply
