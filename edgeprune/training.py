@@ -41,7 +41,12 @@ import tf_keras as keras
 # 0.9397 / 0.9399 / 0.9767, mean 0.9521; seed 1: 0.9373 / 0.9403 / 0.9750, mean 0.9509),
 # level with 1e-2 where 1e-2 did not diverge; lr 3e-3 (seed 0): mean 0.9393. lr 1e-2
 # with a 10-epoch warm-up: seed 0 0.9568 mean, but seed 1's fold 0 went NaN at epoch 25.
-# So 5e-3 (docs/benchmarks/dense/cv/README.md).
+# So 5e-3 (docs/benchmarks/dense/cv/README.md). Then jitter 0.1 (scale 0.1, noise 0.05)
+# against 0.2 (rotate 15 in both), 3 folds, same (slower) machine side by side: seed 0
+# 0.9291 / 0.9362 / 0.9754 (mean 0.9469) against 0.9236 / 0.9353 / 0.9600 (0.9397);
+# seed 1 0.9405 / 0.9520 / 0.9759 (0.9561) against 0.9362 / 0.9499 / 0.9709 (0.9523).
+# 0.1 ahead on 6 of 6 (fold, seed) pairs, +0.55 points (sd of the differences 0.52); at
+# 0.2 the augmented training accuracy stayed at or below validation. So 0.1.
 FASTGRNN_DEFAULTS: dict[str, Any] = {
     "epochs": 100,
     "batch_size": 128,
@@ -50,7 +55,7 @@ FASTGRNN_DEFAULTS: dict[str, Any] = {
     "schedule": "cosine",
     "weight_decay": 0.0,
     "rotate": 15.0,  # degrees, rotate()
-    "augment": 0.2,  # jitter(scale=0.2, noise=0.1)
+    "augment": 0.1,  # jitter(scale=0.1, noise=0.05)
 }
 # HAR CNN (~16 K params), batch 64, lr 3e-3 cosine over 40 epochs: best val 0.946
 # (epoch 10, train 0.999 by the end); with jitter(0.2, 0.1): best val 0.955 (seed 0),
