@@ -39,6 +39,31 @@ def test_bench_dense_writes_json(small_archive, tmp_path, model):
 
 
 @pytest.mark.needs_uci
+def test_bench_dense_fastgrnn_size_flags(small_archive, tmp_path):
+    out = tmp_path / "dense.json"
+    rc = main(["dense", "--model", "fastgrnn", "--data", "uci", "--data-path",
+               str(small_archive), "--json", str(out), "--epochs", "1", "--val-subjects", "1",
+               "--hidden", "16", "--w-rank", "4", "--u-rank", "8",
+               "--cache-dir", str(tmp_path / "cache"), "--no-progress"])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert res["arch"] == {"hidden": 16, "w_rank": 4, "u_rank": 8}
+    # W1 9x4, W2 4x16, U1 16x8, U2 8x16, two biases, zeta and nu, Dense 16x2 + 2
+    assert res["params"] == 36 + 64 + 128 + 128 + 2 * 16 + 2 + 34
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("model, extra, message", [
+    ("cnn", ["--hidden", "32"], "fastgrnn only"),
+    ("fastgrnn", ["--u-rank", "0"], "--u-rank=0"),
+    ("fastgrnn", ["--hidden", "-8", "--w-rank", "0"], "--hidden=-8, --w-rank=0")])
+def test_bench_dense_bad_size_flags(tmp_path, capsys, model, extra, message):
+    assert main(["dense", "--model", model, "--json", str(tmp_path / "x.json"), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.needs_uci
 def test_bench_dense_refit_trains_on_train_and_validation(small_archive, tmp_path):
     out = tmp_path / "dense.json"
     rc = main(["dense", "--model", "cnn", "--data", "uci", "--data-path", str(small_archive),

@@ -1,6 +1,7 @@
 """``python -m edgeprune.bench dense``: train a dense (unpruned) HAR-2 model and report it.
 
-Trains FastGRNN (hidden 80, ranks 5/40) or the HAR CNN with the measured defaults of
+Trains FastGRNN (hidden 80, ranks 5/40, or the sizes ``--hidden/--w-rank/--u-rank``
+give; JSON ``arch``) or the HAR CNN with the measured defaults of
 ``edgeprune.training``, selects the epoch on validation accuracy, and writes JSON with
 ``val_accuracy`` and ``test_accuracy`` of that checkpoint (fractions), ``params``,
 ``epochs``, ``selected_epoch``, ``seconds_per_epoch``, ``seconds_total``, ``dataset``.
@@ -52,6 +53,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="random 3-D rotation augmentation, max degrees (0 = off)")
     p.add_argument("--warmup-epochs", type=int, default=None,
                    help="linear lr warm-up epochs before the cosine decay")
+    p.add_argument("--hidden", type=int, default=None,
+                   help="FastGRNN hidden units (default 80, the paper's HAR-2 size)")
+    p.add_argument("--w-rank", type=int, default=None, help="FastGRNN rank of W (default 5)")
+    p.add_argument("--u-rank", type=int, default=None, help="FastGRNN rank of U (default 40)")
     p.add_argument("--seed", type=int, default=0, help="training seed (init, shuffle)")
     p.add_argument("--split-seed", type=int, default=0,
                    help="seed drawing the validation volunteers (har_data default 0)")
@@ -103,10 +108,37 @@ def _write_json(path: str, out: dict[str, Any]) -> None:
     target.write_text(json.dumps(out, indent=1))
 
 
-def _builder(model: str) -> Any:
+ARCH_FLAGS = ("hidden", "w_rank", "u_rank")
+
+
+def _arch_error(args: argparse.Namespace) -> str | None:
+    """Why the FastGRNN size flags are unusable, or None."""
+    given = {k: getattr(args, k, None) for k in ARCH_FLAGS}
+    given = {k: v for k, v in given.items() if v is not None}
+    if given and args.model != "fastgrnn":
+        return "--hidden, --w-rank and --u-rank apply to --model fastgrnn only"
+    if bad := [f"--{k.replace('_', '-')}={v}" for k, v in given.items() if v <= 0]:
+        return f"{', '.join(bad)}: sizes must be positive"
+    return None
+
+
+def _arch(args: argparse.Namespace) -> dict[str, int] | None:
+    """FastGRNN's sizes: the flags given, the paper's 80 / 5 / 40 otherwise (None: CNN)."""
+    if args.model != "fastgrnn":
+        return None
+    paper = {"hidden": 80, "w_rank": 5, "u_rank": 40}
+    return {k: getattr(args, k, None) or paper[k] for k in ARCH_FLAGS}
+
+
+def _builder(args: argparse.Namespace) -> Any:
+    """``build(input_shape, classes=, seed=)`` for the model and its size flags."""
+    import functools
+
     from edgeprune import models
 
-    return models.fastgrnn_classifier if model == "fastgrnn" else models.har_cnn
+    if args.model != "fastgrnn":
+        return models.har_cnn
+    return functools.partial(models.fastgrnn_classifier, **_arch(args))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -124,6 +156,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"--refit-epochs={args.refit_epochs} needs --refit and must be positive",
               file=sys.stderr)
         return 2
+    if error := _arch_error(args):
+        print(error, file=sys.stderr)
+        return 2
     if args.folds is not None:
         return run_folds(args)
     extra: dict[str, Any] = {}
@@ -132,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
     ds = har_data.load(args.data, path=args.data_path, seed=args.split_seed,
                        cache_dir=args.cache_dir, **extra)
     xtr, xv, xte = (ds.normalize(s.x) for s in (ds.train, ds.val, ds.test))
-    builder = _builder(args.model)
+    builder = _builder(args)
     defaults, recipe = _recipe(args, ds)
     if (args.refit_epochs or 0) > int(defaults["epochs"]):
         print(f"--refit-epochs={args.refit_epochs} exceeds the {defaults['epochs']} "
@@ -152,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         "dataset": ds.name,
         "val_subjects": [int(s) for s in getattr(ds, "val_subjects", ())],
         "n_train": len(xtr), "n_val": len(xv), "n_test": len(xte),
-        "params": int(model.count_params()),
+        "params": int(model.count_params()), "arch": _arch(args),
         "val_accuracy": accuracy(xv, ds.val.y),
         "test_accuracy": accuracy(xte, ds.test.y),
         "epochs": result.epochs,
@@ -216,7 +251,7 @@ def run_folds(args: argparse.Namespace) -> int:
                            val_subjects=ids[k::args.folds])
         xtr, xv = ds.normalize(ds.train.x), ds.normalize(ds.val.x)
         defaults, recipe = _recipe(args, ds)
-        model = _builder(args.model)(xtr.shape[1:], classes=2, seed=args.seed)
+        model = _builder(args)(xtr.shape[1:], classes=2, seed=args.seed)
         ckpt = None if args.checkpoint_dir is None else pathlib.Path(args.checkpoint_dir,
                                                                       f"fold{k}")
         result = training.train(model, (xtr, ds.train.y), (xv, ds.val.y),
@@ -235,7 +270,7 @@ def run_folds(args: argparse.Namespace) -> int:
                  if folds[-1]["training_warning"] else ""))
     accs = np.array([f["val_accuracy"] for f in folds])
     mean_curve = np.mean([f["val_accuracy_curve"] for f in folds], axis=0)
-    out = {"model": args.model, "dataset": base.name, "folds": folds,
+    out = {"model": args.model, "dataset": base.name, "arch": _arch(args), "folds": folds,
            "val_accuracy_mean": float(accs.mean()), "val_accuracy_sd": float(accs.std(ddof=1)),
            "cv_epoch": int(np.argmax(mean_curve)) + 1,
            "val_accuracy_curve_mean": [float(v) for v in mean_curve],
