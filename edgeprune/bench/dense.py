@@ -113,8 +113,7 @@ ARCH_FLAGS = ("hidden", "w_rank", "u_rank")
 
 def _arch_error(args: argparse.Namespace) -> str | None:
     """Why the FastGRNN size flags are unusable, or None."""
-    given = {k: getattr(args, k, None) for k in ARCH_FLAGS}
-    given = {k: v for k, v in given.items() if v is not None}
+    given = {k: getattr(args, k) for k in ARCH_FLAGS if getattr(args, k, None) is not None}
     if given and args.model != "fastgrnn":
         return "--hidden, --w-rank and --u-rank apply to --model fastgrnn only"
     if bad := [f"--{k.replace('_', '-')}={v}" for k, v in given.items() if v <= 0]:
@@ -123,11 +122,16 @@ def _arch_error(args: argparse.Namespace) -> str | None:
 
 
 def _arch(args: argparse.Namespace) -> dict[str, int] | None:
-    """FastGRNN's sizes: the flags given, the paper's 80 / 5 / 40 otherwise (None: CNN)."""
+    """FastGRNN's sizes: the flags given, ``fastgrnn_classifier``'s defaults (the paper's
+    80 / 5 / 40) otherwise; None for the CNN."""
+    import inspect
+
+    from edgeprune import models
+
     if args.model != "fastgrnn":
         return None
-    paper = {"hidden": 80, "w_rank": 5, "u_rank": 40}
-    return {k: getattr(args, k, None) or paper[k] for k in ARCH_FLAGS}
+    params = inspect.signature(models.fastgrnn_classifier).parameters
+    return {k: getattr(args, k, None) or params[k].default for k in ARCH_FLAGS}
 
 
 def _builder(args: argparse.Namespace) -> Any:
