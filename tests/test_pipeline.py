@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
+from edgeprune import pruning
+
 pytestmark = pytest.mark.slow
 
 QUICK = ["--quick", "--budget-kb", "1"]
@@ -77,6 +79,8 @@ def test_quick_run_writes_every_artifact_and_a_consistent_report(quick_run: Path
     total = sum(r["weights"] for r in report["per_layer"])
     nonzeros = sum(r["nonzeros"] for r in report["per_layer"])
     assert abs((1 - nonzeros / total) - report["selected"]["sparsity"]) <= 1 / total + 1e-9
+    collapsed = pruning.collapsed_layers(report["per_layer"])  # each one is in the warnings
+    assert all(any(c in w for w in report["warnings"]) for c in collapsed)
     if "mcu" in report:  # the toolchain was present: the board agreed with the reference
         assert report["mcu"]["agreement"] == 1.0
         assert report["mcu"]["windows_run"] > 0

@@ -15,6 +15,7 @@ from edgeprune.pruning import (
     GlobalPruningCallback,
     LayerCollapseWarning,
     apply_masks,
+    collapsed_layers,
     collect_prunable,
     format_report,
     global_threshold,
@@ -386,6 +387,9 @@ def test_report_numbers_and_collapse_warning():
     cell.U.assign(u)
     with pytest.warns(LayerCollapseWarning, match=r"keeps 8 < floor 10"):
         pruning_report(model, min_threshold=10)
+    quiet = pruning_report(model, min_threshold=10, warn=False)  # the same, as messages
+    assert collapsed_layers(quiet) == [f"{r['name']} (keeps 8 < floor 10)" for r in quiet]
+    assert collapsed_layers(rows) == ["head/kernel (1 dead units)"]  # floor 4
     text = format_report(rows)
     assert "head/kernel" in text and "TOTAL" in text
 

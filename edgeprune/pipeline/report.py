@@ -183,10 +183,11 @@ def write_report_md(report: dict[str, Any], path: pathlib.Path) -> None:
         lines.append(f"| {c['arch']} | {c['sparsity']:.3f} | {'yes' if c['finetuned'] else 'no'} "
                      f"| {c['model_bytes']} | {100 * c['val_accuracy']:.2f}% | {count} "
                      f"| {'yes' if c['fits'] else 'no'}{mark} |")
-    lines += ["", "## Per-layer sparsity", "", "| layer | weights | nonzeros | sparsity |",
-              "|---|---|---|---|"]
-    lines += [f"| {r['name']} | {r['weights']} | {r['nonzeros']} | {100 * r['sparsity']:.1f}% |"
-              for r in report["per_layer"]]
+    lines += ["", "## Per-layer sparsity", "",
+              "| layer | weights | nonzeros | sparsity | MT floor | dead units |",
+              "|---|---|---|---|---|---|"]
+    lines += [f"| {r['name']} | {r['weights']} | {r['nonzeros']} | {100 * r['sparsity']:.1f}% "
+              f"| {r['floor']} | {r['dead_units']} |" for r in report["per_layer"]]
     lines += ["", "## Plots", "", "![frontier](frontier.png)", "",
               *(["![speed frontier](speed_frontier.png)", ""]
                 if report.get("budget_instructions") is not None else []),

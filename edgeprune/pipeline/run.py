@@ -345,11 +345,14 @@ class Pipeline:
         log(f"training dense {self.family.name} {arch.label}")
         result = self._timed(f"dense-{arch.label}", compute)
         if warning := result.get("training_warning"):
-            message = f"dense {arch.label}: {warning}"
-            if message not in self.warnings:  # the refit asks for the dense stage again
-                log(f"WARNING {message}")
-                self.warnings.append(message)
+            self._warn(f"dense {arch.label}: {warning}")
         return result
+
+    def _warn(self, message: str) -> None:
+        """Log a warning once and keep it for the report (stages may be asked twice)."""
+        if message not in self.warnings:
+            log(f"WARNING {message}")
+            self.warnings.append(message)
 
     def probe_sizes(self, arch: Arch) -> dict[str, Any]:
         """One-shot Global MP + MT at a grid of sparsities, then bisection to the smallest
@@ -618,8 +621,9 @@ class Pipeline:
             tflm = tfl.write_tflm_array(shipped[fam.tflm_quantization], out / "tflm",
                                         provenance=str(provenance))
 
-            per_layer = [{k: r[k] for k in ("name", "weights", "nonzeros", "sparsity")}
-                         for r in pruning.pruning_report(model, self.args.min_threshold)]
+            layers = pruning.pruning_report(model, self.args.min_threshold, warn=False)
+            per_layer = [{k: r[k] for k in ("name", "weights", "nonzeros", "sparsity", "floor",
+                                            "dead_units")} for r in layers]
             y = ds.test.y
             confusion = np.zeros((2, 2), dtype=int)
             np.add.at(confusion, (y, c_pred), 1)
@@ -641,7 +645,10 @@ class Pipeline:
             }
 
         log("exporting the selected model (Keras, TFLite int8/sparse, TFLM array, C model)")
-        return self._timed("export", compute)
+        result = self._timed("export", compute)
+        if collapsed := pruning.collapsed_layers(result["per_layer"]):
+            self._warn("layer collapse: " + "; ".join(collapsed))
+        return result
 
     def firmware(self) -> dict[str, Any] | None:
         """Firmware folders (Cortex-M, Arduino, TFLM) and, with the toolchain, a QEMU run."""

@@ -52,7 +52,12 @@ from edgeprune.pruning.ranking import (
     global_keep_masks,
     select_smallest,
 )
-from edgeprune.pruning.report import LayerCollapseWarning, format_report, pruning_report
+from edgeprune.pruning.report import (
+    LayerCollapseWarning,
+    collapsed_layers,
+    format_report,
+    pruning_report,
+)
 from edgeprune.pruning.schedule import (
     deserialize_schedule,
     iht_schedule,
@@ -65,6 +70,7 @@ __all__ = [
     "METHODS",
     "GlobalPruningCallback",
     "LayerCollapseWarning",
+    "collapsed_layers",
     "Masks",
     "PrunableWeight",
     "allocate",

@@ -19,7 +19,7 @@ import tf_keras as keras
 from edgeprune.pruning.policy import collect_prunable
 from edgeprune.pruning.ranking import DEFAULT_MIN_THRESHOLD, floors
 
-__all__ = ["LayerCollapseWarning", "format_report", "pruning_report"]
+__all__ = ["LayerCollapseWarning", "collapsed_layers", "format_report", "pruning_report"]
 
 
 class LayerCollapseWarning(UserWarning):
@@ -64,17 +64,19 @@ def pruning_report(
             "floor": int(f),
             "dead_units": _dead_units(w, p.kind),
         })
-    if warn:
-        bad = [
-            f"{r['name']} (keeps {r['nonzeros']} < floor {r['floor']})"
-            if r["nonzeros"] < r["floor"] else f"{r['name']} ({r['dead_units']} dead units)"
-            for r in rows
-            if r["nonzeros"] < r["floor"] or r["dead_units"] > 0
-        ]
-        if bad:
-            warnings.warn("layer collapse: " + "; ".join(bad), LayerCollapseWarning,
-                          stacklevel=2)
+    if warn and (bad := collapsed_layers(rows)):
+        warnings.warn("layer collapse: " + "; ".join(bad), LayerCollapseWarning, stacklevel=2)
     return rows
+
+
+def collapsed_layers(rows: list[dict]) -> list[str]:
+    """One message per :func:`pruning_report` row below its MT floor or with a dead unit."""
+    return [
+        f"{r['name']} (keeps {r['nonzeros']} < floor {r['floor']})"
+        if r["nonzeros"] < r["floor"] else f"{r['name']} ({r['dead_units']} dead units)"
+        for r in rows
+        if r["nonzeros"] < r["floor"] or r["dead_units"] > 0
+    ]
 
 
 def format_report(rows: list[dict]) -> str:
