@@ -158,10 +158,11 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def summary_table(report: dict[str, Any]) -> str:
-    """A plain-text table of the headline figures, for the end of a run."""
+    """A plain-text table of the headline figures and the run's warnings, for its end."""
     rows = summary_rows(report)
     width = max(len(k) for k, _ in rows)
-    return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
+    return "\n".join([*(f"  {k.ljust(width)}  {v}" for k, v in rows),
+                      *(f"  WARNING {w}" for w in report.get("warnings", []))])
 
 
 def write_report_md(report: dict[str, Any], path: pathlib.Path) -> None:
