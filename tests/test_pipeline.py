@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from edgeprune import pruning
+from edgeprune import machine, pruning
 
 pytestmark = pytest.mark.slow
 
@@ -55,6 +55,7 @@ def test_quick_run_writes_every_artifact_and_a_consistent_report(quick_run: Path
     for key in ("model", "dataset", "budget_bytes", "fits_budget", "selected", "accuracy",
                 "bytes", "per_layer", "candidates", "seconds", "versions"):
         assert key in report, key
+    assert report["versions"]["machine"] == machine.describe()
     # none, an unstable dense run, or a collapsed layer
     assert all(w.startswith(("dense ", "layer collapse: ")) for w in report["warnings"])
     assert report["dataset"]["name"] == "hapt-har2"

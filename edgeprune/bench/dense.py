@@ -27,9 +27,10 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import platform
 import sys
 from typing import Any
+
+from edgeprune import machine
 
 MODELS = ("fastgrnn", "cnn")
 
@@ -102,7 +103,7 @@ def _recipe(args: argparse.Namespace, ds: Any) -> tuple[dict[str, Any], dict[str
 
 def _write_json(path: str, out: dict[str, Any]) -> None:
     """Write the result (with the machine it ran on) as indented JSON, creating folders."""
-    out["machine"] = f"{platform.machine()} {platform.processor() or ''}".strip()
+    out["machine"] = machine.describe()
     target = pathlib.Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(out, indent=1))

@@ -54,11 +54,11 @@ import json
 import math
 import os
 import pathlib
-import platform
 import sys
 import time
 from typing import Any
 
+from edgeprune import machine
 from edgeprune.bench._sparsity_setup import MODELS, SPECS
 
 METHODS = ("global", "global_mt", "uniform", "erk", "lamp", "random", "iht")
@@ -432,7 +432,7 @@ def run(args: argparse.Namespace) -> int:
     from edgeprune.bench import _sparsity_report as report
 
     report.write_all(out, read_rows(csv_path), cfg, seconds_this_call=elapsed,
-                     machine=f"{platform.machine()} {os.cpu_count()} cpus")
+                     machine=machine.describe())
     print(f"wrote {csv_path}, {out / 'results.json'}, plots and summary.md "
           f"({elapsed:.0f} s this call)", flush=True)
     return 0

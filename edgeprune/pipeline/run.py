@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow_model_optimization as tfmot
 
 import har_data
-from edgeprune import pruning, training
+from edgeprune import machine, pruning, training
 from edgeprune.pipeline import report as rpt
 from edgeprune.pipeline.families import FAMILIES, Arch, write_c_model
 from edgeprune.pipeline.rundir import RunDir, atomic_write_bytes, atomic_write_json
@@ -140,7 +140,8 @@ def _subset(ds: har_data.HarDataset, n: int | None, seed: int) -> har_data.HarDa
 def _versions() -> dict[str, str]:
     names = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "numpy",
              "ai-edge-litert", "tflite-micro")
-    out = {"python": platform.python_version(), "edgeprune": metadata.version("edgeprune")}
+    out = {"python": platform.python_version(), "edgeprune": metadata.version("edgeprune"),
+           "machine": machine.describe()}
     for name in names:
         try:
             out[name] = metadata.version(name)
