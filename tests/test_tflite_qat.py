@@ -1,14 +1,12 @@
-"""export.tflite._qat: int8 quantisation-aware fine-tuning (FastGRNN step graph, HAR CNN)."""
+"""edgeprune.qat: int8 quantisation-aware fine-tuning (FastGRNN step graph, HAR CNN)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-import edgeprune  # noqa: F401,I001  (sets TF_USE_LEGACY_KERAS before TensorFlow)
-import export.tflite as T
-from edgeprune import models, pruning
-from export.tflite import _qat
+import export.tflite as T  # noqa: I001  (sets TF_USE_LEGACY_KERAS before TensorFlow)
+from edgeprune import models, pruning, qat
 
 SEQ, D = 24, 9
 
@@ -30,7 +28,7 @@ def _fastgrnn(sparsity: float = 0.5):
 def test_fastgrnn_qat_model_matches_int8_tflite(data) -> None:
     x, _ = data
     m = _fastgrnn()
-    q = T.fastgrnn_int8_reference(m, x)
+    q = qat.fastgrnn_int8_reference(m, x)
     assert [w.name for w in q.trainable_weights] == [w.name for w in m.trainable_weights]
     p = models.fastgrnn_params(m)
     want = T.predict_tflite(T.fastgrnn_to_tflite(p, "int8", x, seq_len=SEQ), x)
@@ -44,7 +42,7 @@ def test_fastgrnn_int8_finetune_contract(data) -> None:
     x, y = data
     m = _fastgrnn()
     before = [w.copy() for w in m.get_weights()]
-    plain, res = T.fastgrnn_int8_finetune(m, (x, y), (x[:32], y[:32]), x, epochs=1)
+    plain, res = qat.fastgrnn_int8_finetune(m, (x, y), (x[:32], y[:32]), x, epochs=1)
     assert res.epochs == 1
     assert plain.get_config()["layers"][1]["config"]["cell"] == m.get_config()["layers"][1][
         "config"
@@ -53,7 +51,7 @@ def test_fastgrnn_int8_finetune_contract(data) -> None:
         np.testing.assert_array_equal(a, b)
     for a, b in zip(m.get_weights()[:4], plain.get_weights()[:4], strict=True):
         assert np.all(b[a == 0] == 0)  # pruned zeros stay zero
-    again, _ = T.fastgrnn_int8_finetune(m, (x, y), (x[:32], y[:32]), x, epochs=1)
+    again, _ = qat.fastgrnn_int8_finetune(m, (x, y), (x[:32], y[:32]), x, epochs=1)
     for a, b in zip(plain.get_weights(), again.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)  # seeded, deterministic
 
@@ -67,7 +65,7 @@ def _cnn():
 def test_cnn_qat_model_matches_int8_tflite(data) -> None:
     x, _ = data
     m = _cnn()
-    q = T.cnn_int8_reference(m, x)
+    q = qat.cnn_int8_reference(m, x)
     want = T.predict_tflite(T.keras_to_tflite(m, "int8", x), x)
     got = q.predict(x, verbose=0)
     spread = want.max() - want.min()
@@ -78,7 +76,7 @@ def test_cnn_qat_model_matches_int8_tflite(data) -> None:
 def test_cnn_int8_finetune_contract(data) -> None:
     x, y = data
     m = _cnn()
-    plain, res = T.cnn_int8_finetune(m, (x, y), (x[:32], y[:32]), x, epochs=1)
+    plain, res = qat.cnn_int8_finetune(m, (x, y), (x[:32], y[:32]), x, epochs=1)
     assert res.epochs == 1 and type(plain) is type(m)
     assert [layer.__class__ for layer in plain.layers] == [layer.__class__ for layer in m.layers]
     for a, b in zip(m.get_weights(), plain.get_weights(), strict=True):
@@ -93,4 +91,4 @@ def test_cnn_qat_rejects_unsupported_layer() -> None:
 
     m = keras.Sequential([keras.Input((SEQ, D)), keras.layers.LSTM(4), keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="unsupported layer"):
-        _qat.cnn_qat_model(m)
+        qat.cnn_qat_model(m)

@@ -12,15 +12,19 @@ Public API
   ``compare_tflm_litert(model, windows)``: the TFLite Micro host runtime.
 - ``write_tflm_array(model, out_dir, name="model_data", arena_bytes=None)`` -> .h / .cc.
 - ``check_runtime214(models)``: run int8 models in tflite-runtime 2.14 (own venv).
-- ``fastgrnn_int8_finetune(model, train, val, representative)`` /
-  ``cnn_int8_finetune(...)`` -> ``(plain_model, result)``: quantisation-aware fine-tuning
-  (the int8 graph fake-quantised) before a full-int8 export; masks held (needs edgeprune);
-  ``fastgrnn_int8_reference(model, representative)`` / ``cnn_int8_reference(...)``: the
-  fake-quantised Keras twin the int8 export is compared with.
+- ``representative_subset(model, representative, max_windows, seed=0)``: the windows an
+  integer conversion calibrates on; ``step_activation_ranges(params, windows)`` (keys
+  ``STEP_ACTIVATIONS``) / ``calibration_range(lo, hi)``: the int8 ranges the calibrator
+  records.  Quantisation-aware fine-tuning built on them lives in ``edgeprune.qat``.
 CLI: ``python -m export.tflite {check-runtime214,arena,carray} ...``.
 """
 
 from export import _keras_env  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+from export.tflite._calibration import (
+    STEP_ACTIVATIONS,
+    calibration_range,
+    step_activation_ranges,
+)
 from export.tflite._carray import read_c_array, write_tflm_array
 from export.tflite._convert import (
     SUPPORTED_LAYERS,
@@ -28,30 +32,23 @@ from export.tflite._convert import (
     check_windows,
     fastgrnn_to_tflite,
     keras_to_tflite,
+    representative_subset,
     step_calibration_pairs,
 )
 from export.tflite._fastgrnn import check_params, reference_forward
 from export.tflite._predict import make_interpreter, predict_tflite
-from export.tflite._qat import (
-    cnn_int8_finetune,
-    cnn_int8_reference,
-    fastgrnn_int8_finetune,
-    fastgrnn_int8_reference,
-)
 from export.tflite._runtime214 import check_runtime214, runtime214_python
 from export.tflite._tflm import compare_tflm_litert, predict_tflm, tflm_arena_size
 
 __all__ = [
+    "STEP_ACTIVATIONS",
     "SUPPORTED_LAYERS",
     "FastGRNNTFLite",
+    "calibration_range",
     "check_params",
     "check_runtime214",
     "check_windows",
-    "cnn_int8_finetune",
-    "cnn_int8_reference",
     "compare_tflm_litert",
-    "fastgrnn_int8_finetune",
-    "fastgrnn_int8_reference",
     "fastgrnn_to_tflite",
     "keras_to_tflite",
     "make_interpreter",
@@ -59,7 +56,9 @@ __all__ = [
     "predict_tflm",
     "read_c_array",
     "reference_forward",
+    "representative_subset",
     "runtime214_python",
+    "step_activation_ranges",
     "step_calibration_pairs",
     "tflm_arena_size",
     "write_tflm_array",

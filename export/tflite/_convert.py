@@ -357,6 +357,15 @@ def _subsample(arr: np.ndarray, n: int, seed: int) -> np.ndarray:
     return arr[idx]
 
 
+def representative_subset(
+    model: Any, representative: Any, max_windows: int, seed: int = 0
+) -> np.ndarray:
+    """The windows an integer conversion of the Keras ``model`` calibrates on:
+    ``representative`` checked against the model's input shape (:func:`check_windows`),
+    at most ``max_windows`` of them (the seeded subset the converters draw with ``seed``)."""
+    return _subsample(check_windows(representative, _input_shape(model)), max_windows, seed)
+
+
 def _batches(arr: np.ndarray, size: int) -> Iterator[np.ndarray]:
     for i in range(0, len(arr), size):
         yield arr[i : i + size]
@@ -390,7 +399,7 @@ def keras_to_tflite(
     check_keras_model(model)
     rep = None
     if quantization != "float":
-        arr = _subsample(check_windows(representative, _input_shape(model)), max_samples, seed)
+        arr = representative_subset(model, representative, max_samples, seed)
 
         def rep() -> Iterator[list[np.ndarray]]:
             for b in _batches(arr, 16):

@@ -1,19 +1,23 @@
-"""Quantisation-aware fine-tuning of a FastGRNN for the full-int8 TFLite step export.
+"""Quantisation-aware fine-tuning for the full-int8 TFLite export (FastGRNN step graph, HAR CNN).
 
 Why: the int8 step model (workaround B) rounds 16 tensors per step to int8 grids, and the
 state integrates slowly (``z`` near 1), so rounding errors pile up over 128 steps
 (measured on UCI HAR-2 validation, (80, 5/40): 95-98% label agreement with float, see
-README.md).  Here a Keras copy of the model runs exactly the int8 step graph of
-:func:`export.tflite._fastgrnn.tf_step` with every tensor the converter quantises
+export/tflite/README.md).  Here a Keras copy of the model runs exactly the int8 step graph
+of :func:`export.tflite._fastgrnn.tf_step` with every tensor the converter quantises
 fake-quantised (``tf.quantization.fake_quant_with_min_max_vars``, straight-through
 gradients): per-output-channel symmetric int8 weights, per-tensor int8 activations on the
-ranges the TFLite calibrator will find (min/max over the (x_t, h_t) pairs the float model
-visits on the representative windows; recomputed every epoch as the weights move).
+ranges the TFLite calibrator will find (``export.tflite.step_activation_ranges`` over the
+``export.tflite.representative_subset`` windows; recomputed every epoch as the weights
+move).
 
 Contract: :func:`fastgrnn_int8_finetune` takes a trained (pruned) FastGRNN classifier and
 returns a plain FastGRNN classifier (same layers and names, no fake-quant) with fine-tuned
 weights; pruned zeros stay zero.  Export that with ``fastgrnn_to_tflite(params, "int8",
 ...)`` as usual.  Seeded and deterministic (``edgeprune.training.train``).
+:func:`cnn_int8_finetune` does the same for the HAR CNN; :func:`fastgrnn_int8_reference`
+/ :func:`cnn_int8_reference` are the fake-quantised Keras twins an int8 export is
+compared with.
 """
 
 from __future__ import annotations
@@ -22,86 +26,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
+import tf_keras as keras
 
-from export.tflite import _fastgrnn as fg
-
-#: The step's quantised activations in graph order (``tf_step``): name -> what it is.
-ACTIVATIONS = (
-    "x",  # input
-    "xw1",  # x W1
-    "xw",  # x W1 W2
-    "hu1",  # h U1
-    "hu",  # h U1 U2
-    "pre",  # xw + hu
-    "g",  # pre + bias_gate
-    "v",  # pre + bias_update
-    "zh",  # z * h
-    "szz",  # sigmoid(zeta) * z
-    "coef",  # sigmoid(zeta) + sigmoid(nu) - szz
-    "upd",  # coef * c
-    "h",  # h_next (and h: one grid, see _convert._unify_state)
-    "logits",
-)
-
-
-def _grid(lo: float, hi: float) -> tuple[float, float]:
-    """The int8 range TFLite's calibrator uses for observed [lo, hi]: zero included."""
-    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
-    if hi - lo < 1e-8:
-        hi = lo + 1e-8
-    return lo, hi
-
-
-def activation_ranges(
-    params: dict[str, Any], windows: np.ndarray
-) -> dict[str, tuple[float, float]]:
-    """(min, max) of every quantised step activation (and the logits) over the float model
-    on ``windows`` (normalised, ``(N, T, d)``) - what the calibrator records."""
-    p = fg.check_params(params)
-    x = np.asarray(windows, np.float64)
-    n, t, _ = x.shape
-    w1 = p["W1"] if "W1" in p else p["W"]
-    w2 = p["W2"] if "W1" in p else None
-    u1 = p["U1"] if "U1" in p else p["U"]
-    u2 = p["U2"] if "U1" in p else None
-    sz, sn = float(fg._sigmoid(p["zeta"])), float(fg._sigmoid(p["nu"]))
-    lo = {k: np.inf for k in ACTIVATIONS}
-    hi = {k: -np.inf for k in ACTIVATIONS}
-
-    def see(k: str, v: np.ndarray) -> np.ndarray:
-        lo[k], hi[k] = min(lo[k], float(v.min())), max(hi[k], float(v.max()))
-        return v
-
-    h = np.zeros((n, p["H"]))
-    see("x", x)
-    for i in range(t):
-        xw1 = see("xw1", x[:, i] @ w1)
-        xw = see("xw", xw1 @ w2) if w2 is not None else xw1
-        hu1 = see("hu1", h @ u1)
-        hu = see("hu", hu1 @ u2) if u2 is not None else hu1
-        pre = see("pre", xw + hu)
-        z = fg._gate(p, see("g", pre + p["bias_gate"]))
-        c = fg._update(p, see("v", pre + p["bias_update"]))
-        zh = see("zh", z * h)
-        coef = see("coef", (sz + sn) - see("szz", sz * z))
-        h = see("h", zh + see("upd", coef * c))
-    see("logits", h @ p["dense_kernel"] + p["dense_bias"])
-    # what TF 2.21's calibrator records for the SUB and its operand (measured against the
-    # converted step): coef gets a symmetric range, szz the range of the constant sz + sn
-    hi["szz"] = max(hi["szz"], sz + sn)
-    lo["coef"], hi["coef"] = -max(abs(lo["coef"]), hi["coef"]), max(abs(lo["coef"]), hi["coef"])
-    if w2 is None:
-        lo["xw"], hi["xw"] = lo["xw1"], hi["xw1"]
-    if u2 is None:
-        lo["hu"], hi["hu"] = lo["hu1"], hi["hu1"]
-    return {k: _grid(lo[k], hi[k]) for k in ACTIVATIONS}
+from edgeprune import models, pruning, training
+from edgeprune.models.fastgrnn import FastGRNNCell
+from export import tflite as tfl
 
 
 def _fake_quant_weights(w: Any) -> Any:
     """Symmetric int8 per-output-channel (last axis) fake quantisation, as the converter
     quantises kernels; straight-through gradient, the range itself not trained."""
-    import tensorflow as tf
-
     axes = list(range(len(w.shape) - 1))
     m = tf.stop_gradient(tf.maximum(tf.reduce_max(tf.abs(w), axis=axes), 1e-12))
     return tf.quantization.fake_quant_with_min_max_vars_per_channel(
@@ -114,10 +49,6 @@ def _qat_finetune(q: Any, recalibrate: Callable[[], None], train: Any, val: Any,
                   augment: Callable[..., np.ndarray] | None, seed: int) -> Any:
     """Train the fake-quantised model ``q`` with its ranges recalibrated before every epoch
     and its zero weights held at zero; the ``edgeprune.training.train`` result."""
-    import tf_keras as keras
-
-    from edgeprune import pruning, training
-
     masks = pruning.masks_from_weights(q)
 
     class Ranges(keras.callbacks.Callback):
@@ -133,11 +64,6 @@ def _qat_finetune(q: Any, recalibrate: Callable[[], None], train: Any, val: Any,
 
 
 def _qat_classes() -> tuple[type, type]:
-    import tensorflow as tf
-    import tf_keras as keras
-
-    from edgeprune.models.fastgrnn import FastGRNNCell
-
     fq_w = _fake_quant_weights
 
     class QATFastGRNNCell(FastGRNNCell):
@@ -152,7 +78,7 @@ def _qat_classes() -> tuple[type, type]:
                     self.add_weight(name=f"{k}_max", shape=(), trainable=False,
                                     initializer="ones"),
                 )
-                for k in ACTIVATIONS
+                for k in tfl.STEP_ACTIVATIONS
             }
 
         def fq(self, k: str, v: Any) -> Any:
@@ -208,10 +134,6 @@ def _qat_classes() -> tuple[type, type]:
 
 
 def _find(model: Any) -> tuple[Any, Any]:
-    import tf_keras as keras
-
-    from edgeprune.models.fastgrnn import FastGRNNCell
-
     rnn = next(
         (layer for layer in model.layers
          if isinstance(layer, keras.layers.RNN) and isinstance(layer.cell, FastGRNNCell)),
@@ -227,8 +149,6 @@ def qat_model(model: Any) -> Any:
     """A Keras copy of a FastGRNN classifier (``fastgrnn_classifier`` layout) that computes
     the int8 step graph with fake quantisation; same weights, layer names and weight order
     (plus non-trainable range variables; set them with :func:`set_ranges`)."""
-    import tf_keras as keras
-
     rnn, dense = _find(model)
     cell_cls, dense_cls = _qat_classes()
     cfg = rnn.cell.get_config()
@@ -253,7 +173,7 @@ def copy_weights(src: Any, dst: Any) -> None:
 
 
 def set_ranges(q: Any, ranges: dict[str, tuple[float, float]]) -> None:
-    """Load :func:`activation_ranges` into a :func:`qat_model`."""
+    """Load ``export.tflite.step_activation_ranges`` into a :func:`qat_model`."""
     rnn, dense = _find(q)
     for k, (lo_v, hi_v) in rnn.cell.ranges.items():
         lo_v.assign(ranges[k][0])
@@ -268,14 +188,9 @@ def fastgrnn_int8_reference(
     """The fake-quantised Keras twin of a FastGRNN classifier (:func:`qat_model`, ranges
     from the same seeded ``representative`` subset ``fastgrnn_to_tflite`` calibrates on):
     the Keras model a full-int8 export of ``model`` is compared with (standard QAT)."""
-    from edgeprune import models
-    from export.tflite._convert import _subsample, check_windows
-
-    rep = _subsample(
-        check_windows(representative, tuple(model.inputs[0].shape[1:])), max_windows, seed
-    )
+    rep = tfl.representative_subset(model, representative, max_windows, seed)
     q = qat_model(model)
-    set_ranges(q, activation_ranges(models.fastgrnn_params(model), rep))
+    set_ranges(q, tfl.step_activation_ranges(models.fastgrnn_params(model), rep))
     return q
 
 
@@ -302,17 +217,10 @@ def fastgrnn_int8_finetune(
     is held).  The epoch is selected on validation accuracy of the fake-quantised model.
     ``model`` itself is not changed.
     """
-    import tf_keras as keras
-
-    from edgeprune import models
-    from export.tflite._convert import _subsample, check_windows
-
-    rep = _subsample(
-        check_windows(representative, tuple(model.inputs[0].shape[1:])), max_windows, seed
-    )
+    rep = tfl.representative_subset(model, representative, max_windows, seed)
     q = qat_model(model)
     result = _qat_finetune(
-        q, lambda: set_ranges(q, activation_ranges(models.fastgrnn_params(q), rep)),
+        q, lambda: set_ranges(q, tfl.step_activation_ranges(models.fastgrnn_params(q), rep)),
         train, val, epochs=epochs, batch_size=batch_size, lr=lr, augment=augment, seed=seed)
     plain = keras.models.clone_model(model)
     plain.set_weights(model.get_weights())
@@ -329,9 +237,6 @@ CNN_QAT_LAYERS = frozenset(
 
 
 def _cnn_qat_classes() -> dict[str, type]:
-    import tensorflow as tf
-    import tf_keras as keras
-
     fq_w = _fake_quant_weights
 
     class _Ranged:
@@ -395,8 +300,6 @@ def cnn_qat_model(model: Any) -> Any:
     Conv1D / Dense / GAP layers fake-quantise as the full-int8 TFLite model does
     (per-channel int8 weights, per-tensor int8 outputs, int8 input); same weights and
     layer names.  Ranges: :func:`calibrate_cnn`."""
-    import tf_keras as keras
-
     classes = _cnn_qat_classes()
     for layer in model.layers:
         if type(layer).__name__ not in CNN_QAT_LAYERS:
@@ -436,8 +339,6 @@ def _is_range_var(w: Any) -> bool:
 def calibrate_cnn(q: Any, windows: np.ndarray, batch_size: int = 256) -> None:
     """Set ``q``'s ranges to the float min/max of every quantised tensor on ``windows``
     (what the TFLite calibrator records; zero always included)."""
-    import tf_keras as keras
-
     ranged = [layer for layer in q.layers if hasattr(layer, "q_on")]
     for layer in ranged:
         layer.q_on.assign(0.0)
@@ -445,11 +346,11 @@ def calibrate_cnn(q: Any, windows: np.ndarray, batch_size: int = 256) -> None:
     outs = probe.predict(windows, batch_size=batch_size, verbose=0)
     outs = outs if isinstance(outs, list) else [outs]
     for layer, out in zip(ranged, outs, strict=True):
-        lo, hi = _grid(out.min(), out.max())
+        lo, hi = tfl.calibration_range(out.min(), out.max())
         layer.out_lo.assign(lo)
         layer.out_hi.assign(hi)
         if layer.in_lo is not None:
-            lo, hi = _grid(windows.min(), windows.max())
+            lo, hi = tfl.calibration_range(windows.min(), windows.max())
             layer.in_lo.assign(lo)
             layer.in_hi.assign(hi)
         layer.q_on.assign(1.0)
@@ -461,11 +362,8 @@ def cnn_int8_reference(
     """The fake-quantised Keras twin of a HAR CNN (:func:`cnn_qat_model`, calibrated on the
     seeded ``representative`` subset ``keras_to_tflite`` uses): the Keras model a full-int8
     export of ``model`` is compared with (standard QAT)."""
-    from export.tflite._convert import _input_shape, _subsample, check_windows
-
     q = cnn_qat_model(model)
-    calibrate_cnn(q, _subsample(check_windows(representative, _input_shape(model)),
-                                max_samples, seed))
+    calibrate_cnn(q, tfl.representative_subset(model, representative, max_samples, seed))
     return q
 
 
@@ -490,11 +388,7 @@ def cnn_int8_finetune(
     every epoch; zero weights stay zero; the epoch is selected on validation accuracy of
     the fake-quantised model.  ``model`` itself is not changed.
     """
-    import tf_keras as keras
-
-    from export.tflite._convert import _input_shape, _subsample, check_windows
-
-    rep = _subsample(check_windows(representative, _input_shape(model)), max_samples, seed)
+    rep = tfl.representative_subset(model, representative, max_samples, seed)
     q = cnn_qat_model(model)
     result = _qat_finetune(q, lambda: calibrate_cnn(q, rep), train, val, epochs=epochs,
                            batch_size=batch_size, lr=lr, augment=augment, seed=seed)
