@@ -15,8 +15,11 @@ One-shot::
 Gradual (a tfmot user changes one call)::
 
     sched = tfmot.sparsity.keras.PolynomialDecay(0.0, 0.9, begin_step=0, end_step=1000)
-    model.fit(x, y, callbacks=[GlobalPruningCallback(sched)])
+    model.fit(x, y, callbacks=[GlobalPruningCallback(pruning_schedule=sched)])
     plain = strip(model)
+
+Resume (masks = the model's zeros, step = its optimizer's iterations): reload the model
+and run the same ``fit`` line again. User guide: ``edgeprune/pruning/README.md``.
 """
 
 # The parent package edgeprune is imported first: TF_USE_LEGACY_KERAS is set before TF loads.
@@ -54,6 +57,7 @@ from edgeprune.pruning.ranking import (
 )
 from edgeprune.pruning.report import (
     LayerCollapseWarning,
+    PruningShortfallWarning,
     collapsed_layers,
     format_report,
     pruning_report,
@@ -70,6 +74,7 @@ __all__ = [
     "METHODS",
     "GlobalPruningCallback",
     "LayerCollapseWarning",
+    "PruningShortfallWarning",
     "collapsed_layers",
     "Masks",
     "PrunableWeight",

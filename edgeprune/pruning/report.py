@@ -5,8 +5,10 @@ in the Minimum Threshold sense) with ``name, layer, shape, weights, nonzeros, sp
 floor, dead_units``; :func:`format_report` renders the rows and a total as a text table.
 A :class:`LayerCollapseWarning` is issued (once per call, naming every such layer)
 when a layer keeps fewer non-zeros than its MT floor, or when an output unit/channel
-lost all its weights (last axis; for a depthwise kernel, each input channel x
-multiplier).
+lost all its weights (the kernel's output axes, ``PrunableWeight.out_axes``: the last
+for Dense/Conv/RNN, the second last for ``Conv*Transpose``, channel x multiplier for a
+depthwise kernel, position x filter for ``LocallyConnected``). Given a ``target``, a
+:class:`PruningShortfallWarning` says when the model's global sparsity is below it.
 """
 
 from __future__ import annotations
@@ -17,36 +19,63 @@ import numpy as np
 import tf_keras as keras
 
 from edgeprune.pruning.policy import collect_prunable
-from edgeprune.pruning.ranking import DEFAULT_MIN_THRESHOLD, floors
+from edgeprune.pruning.ranking import DEFAULT_MIN_THRESHOLD, floors, num_pruned
+from edgeprune.pruning.schedule import PruningSchedule, final_sparsity
 
-__all__ = ["LayerCollapseWarning", "collapsed_layers", "format_report", "pruning_report"]
+__all__ = [
+    "LayerCollapseWarning",
+    "PruningShortfallWarning",
+    "collapsed_layers",
+    "format_report",
+    "pruning_report",
+    "warn_shortfall",
+]
 
 
 class LayerCollapseWarning(UserWarning):
     """A layer kept fewer weights than its Minimum Threshold floor, or lost a whole unit."""
 
 
-def _dead_units(w: np.ndarray, kind: str) -> int:
-    if w.ndim < 2:
+class PruningShortfallWarning(UserWarning):
+    """The model's global sparsity is below the target it was pruned to."""
+
+
+def _dead_units(w: np.ndarray, out_axes: tuple[int, ...]) -> int:
+    """Output units (indexed by ``out_axes``) whose every weight is zero."""
+    axes = {a % w.ndim for a in out_axes} if w.ndim else set()
+    if not axes:
         return 0
-    nz = w != 0
-    if kind == "depthwise":  # (kh, kw, in, mult) or (k, in, mult): per output channel
-        per_unit = nz.reshape(-1, w.shape[-2] * w.shape[-1]).any(axis=0)
-    else:
-        per_unit = nz.reshape(-1, w.shape[-1]).any(axis=0)
-    return int(np.count_nonzero(~per_unit))
+    alive = (w != 0).any(axis=tuple(i for i in range(w.ndim) if i not in axes))
+    return int(np.count_nonzero(~alive))
+
+
+def warn_shortfall(zeros: int, total: int, target: float, reason: str,
+                   stacklevel: int = 3) -> bool:
+    """Warn (:class:`PruningShortfallWarning`) if ``zeros`` of ``total`` prunable weights is
+    fewer than ``target`` asks (``round(target * total)``); ``True`` if it warned."""
+    k = num_pruned(target, total)
+    if zeros >= k:
+        return False
+    warnings.warn(
+        f"global sparsity {zeros / total:.4f} is short of the target {target:.4f} "
+        f"({zeros} of {total} prunable weights are zero, {k} should be): {reason}",
+        PruningShortfallWarning, stacklevel=stacklevel)
+    return True
 
 
 def pruning_report(
     model: keras.Model,
     min_threshold: float | int = DEFAULT_MIN_THRESHOLD,
     warn: bool = True,
+    *,
+    target: float | PruningSchedule | None = None,
 ) -> list[dict]:
     """Rows ``{name, layer, shape, weights, nonzeros, sparsity, floor, dead_units}``.
 
     ``floor`` is the MT floor of each layer for ``min_threshold`` (fraction of all
     prunable weights, or a count). With ``warn``, collapsed layers raise a
-    :class:`LayerCollapseWarning` (see module docstring).
+    :class:`LayerCollapseWarning` (see module docstring), and a global sparsity below
+    ``target`` (a sparsity, or a schedule's final one) a :class:`PruningShortfallWarning`.
     """
     prunable = collect_prunable(model)
     floor = floors([p.size for p in prunable], min_threshold)
@@ -62,10 +91,18 @@ def pruning_report(
             "nonzeros": nz,
             "sparsity": 1.0 - nz / p.size,
             "floor": int(f),
-            "dead_units": _dead_units(w, p.kind),
+            "dead_units": _dead_units(w, p.out_axes),
         })
     if warn and (bad := collapsed_layers(rows)):
         warnings.warn("layer collapse: " + "; ".join(bad), LayerCollapseWarning, stacklevel=2)
+    if isinstance(target, PruningSchedule):
+        target = final_sparsity(target)
+    if warn and target is not None:
+        total = sum(r["weights"] for r in rows)
+        warn_shortfall(total - sum(r["nonzeros"] for r in rows), total, target,
+                       "pruned weights grew back: was the model trained (fit) without "
+                       "GlobalPruningCallback after pruning? Fit again with the callback: "
+                       "it re-prunes to the schedule's target")
     return rows
 
 

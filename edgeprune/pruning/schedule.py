@@ -18,6 +18,7 @@ __all__ = [
     "deserialize_schedule",
     "final_sparsity",
     "iht_schedule",
+    "last_pruning_step",
     "schedule_at",
     "serialize_schedule",
 ]
@@ -31,9 +32,13 @@ _BUILTIN = {
 
 def _check(schedule: object) -> PruningSchedule:
     if not isinstance(schedule, PruningSchedule):
+        hint = ""
+        if isinstance(schedule, int | float):
+            hint = (f"; for a fixed sparsity from the first step pass "
+                    f"tfmot.sparsity.keras.ConstantSparsity({schedule}, begin_step=0)")
         raise ValueError(
-            "schedule must be a tfmot.sparsity.keras.PruningSchedule (ConstantSparsity, "
-            f"PolynomialDecay, ...), got {type(schedule).__name__}"
+            "pruning_schedule must be a tfmot.sparsity.keras.PruningSchedule "
+            f"(ConstantSparsity, PolynomialDecay, ...), got {type(schedule).__name__}{hint}"
         )
     return schedule
 
@@ -63,6 +68,22 @@ def schedule_at(schedule: PruningSchedule, step: int,
         in_range = step >= begin and (end < 0 or step <= end)
         should = in_range and (step - begin) % int(frequency) == 0
     return should, sparsity
+
+
+def last_pruning_step(schedule: PruningSchedule, before: int,
+                      frequency: int | None = None) -> int | None | bool:
+    """The last step ``< before`` at which ``schedule`` prunes, ``None`` if there is none,
+    or ``False`` if the schedule does not expose ``begin_step``/``end_step``/``frequency``
+    (then only calling it step by step tells)."""
+    begin = getattr(schedule, "begin_step", None)
+    end = getattr(schedule, "end_step", None)
+    freq = frequency or getattr(schedule, "frequency", None)
+    if begin is None or end is None or not freq:
+        return False
+    hi = int(before) - 1 if int(end) < 0 else min(int(before) - 1, int(end))
+    if hi < int(begin):
+        return None
+    return int(begin) + (hi - int(begin)) // int(freq) * int(freq)
 
 
 def final_sparsity(schedule: PruningSchedule) -> float | None:
