@@ -112,6 +112,17 @@ class TrainResult:
         return asdict(self)
 
 
+def pin_threads() -> None:
+    """Run TensorFlow's CPU kernels on one intra-op thread in this process.
+
+    Convolutions round differently with other thread counts (the HAR CNN's weights after
+    three epochs differ between 1 and 2 threads; FastGRNN's do not), so every process
+    that trains or converts pins it: the same seed gives the same bytes whatever the
+    number of parallel workers. Call it before TensorFlow runs its first op."""
+    if tf.config.threading.get_intra_op_parallelism_threads() != 1:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+
+
 def set_seed(seed: int, deterministic: bool = True) -> None:
     """Seed Python, numpy and TensorFlow; optionally enable TF op determinism."""
     keras.utils.set_random_seed(int(seed))

@@ -170,7 +170,8 @@ def test_refit_ships_the_selected_configuration_trained_on_train_and_validation(
         quick_run: Path, tmp_path: Path):
     import tf_keras as keras
 
-    from edgeprune.pipeline.families import FAMILIES, Arch
+    from edgeprune.pipeline.families import FAMILIES
+    from edgeprune.pipeline.records import Candidate
 
     out = tmp_path / "refit"
     result = pipeline(*QUICK, "--refit", "--no-firmware", "--out", str(out))
@@ -182,7 +183,7 @@ def test_refit_ships_the_selected_configuration_trained_on_train_and_validation(
     assert report["accuracy"]["val"] == plain["accuracy"]["val"]
     refit, sizes = report["refit"], report["dataset"]["sizes"]
     assert refit["n_train"] == sizes["train"] + sizes["val"]
-    dense = json.loads(next((out / "stages").glob("dense-*.json")).read_text())
+    dense = json.loads(next((out / "stages").glob("dense-*.json")).read_text())["record"]
     assert refit["dense_epochs"] == dense["selected_epoch"]
     selected = [c for c in report["candidates"] if c["selected"]][0]
     assert refit["finetune_epochs"] == selected["finetune_epoch"]
@@ -190,9 +191,10 @@ def test_refit_ships_the_selected_configuration_trained_on_train_and_validation(
     assert report["bytes"]["model_smallest"] == refit["model_bytes"] <= report["budget_bytes"]
     assert "refit on train + validation | shipped" in (out / "report.md").read_text()
     shipped = keras.models.load_model(out / "model.keras")
-    twin = FAMILIES[report["model"]].build(Arch.from_record(selected), 0)
+    twin = FAMILIES[report["model"]].build(Candidate.from_json(selected).spec, 0)
     for tag, same in ((refit["weights"], True), (selected["weights"], False)):
-        twin.load_weights(str(out / "models" / f"{tag}.weights.h5"))
+        with np.load(out / "models" / f"{tag}.npz") as saved:
+            twin.set_weights([saved[f"arr_{i}"] for i in range(len(saved.files))])
         equal = all(np.array_equal(a, b)
                     for a, b in zip(twin.get_weights(), shipped.get_weights(), strict=True))
         assert equal is same, tag

@@ -95,6 +95,17 @@ def seed_value(text: str) -> int:
     return value
 
 
+def worker_count(text: str) -> int:
+    """argparse type: a whole number of parallel workers >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line on stderr, exit 2, no usage dump
         print(f"error: {message} (see --help)", file=sys.stderr)
@@ -151,6 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="smoke-test mode: few epochs, few candidates, few windows")
     parser.add_argument("--no-firmware", action="store_true",
                         help="skip building and running the firmware under QEMU")
+    parser.add_argument("--workers", type=worker_count, default=None, metavar="N",
+                        help="stages run in parallel as Ray tasks on at most N local workers "
+                             "(default: one per CPU core); 1 runs every stage in this process "
+                             "without starting Ray. The results are the same bytes either way")
+    parser.add_argument("--ray-address", default=None, metavar="HOST:PORT",
+                        help="run the stages on an existing Ray cluster (its head's address; "
+                             "default: $RAY_ADDRESS, else a local Ray). Every node needs "
+                             "edgeprune installed")
     return parser
 
 
@@ -170,13 +189,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is None:
         args.out = pathlib.Path("runs") / f"{args.model}-{args.budget_kb:g}kb"
 
-    from edgeprune.pipeline.run import NoFitError, run  # heavy imports after parsing
+    from edgeprune.executor import ExecutorError  # heavy imports after parsing
+    from edgeprune.pipeline.config import RunConfig
+    from edgeprune.pipeline.run import NoFitError, run
     from edgeprune.pipeline.rundir import OutDirError
 
     existed = args.out.exists()
     fresh = not existed or (args.out.is_dir() and not any(args.out.iterdir()))
     try:
-        run(args)
+        run(RunConfig.from_args(args))
     except OutDirError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_OUT_DIR
@@ -187,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted: run the same command again to resume from the last finished "
               "stage", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except ValueError as err:  # bad input data or arguments found past parsing
+    except (ValueError, ExecutorError) as err:  # bad input or cluster found past parsing
         if fresh:
             _remove_unstarted(args.out, existed)
         print(f"error: {err}", file=sys.stderr)

@@ -8,43 +8,15 @@ search. No maths lives here: every call goes to the package that owns it.
 from __future__ import annotations
 
 import pathlib
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import tf_keras as keras
 
 from edgeprune import models, training
+from edgeprune.pipeline.records import Arch
 from export import cmodel
 from export import tflite as tfl
-
-
-@dataclass(frozen=True)
-class Arch:
-    """One architecture of the search: FastGRNN sizes, or the CNN's filters."""
-
-    hidden: int | None = None
-    w_rank: int | None = None
-    u_rank: int | None = None
-    filters: tuple[int, ...] | None = None
-
-    @property
-    def label(self) -> str:
-        if self.filters is not None:
-            return "cnn-" + "-".join(str(f) for f in self.filters)
-        return f"h{self.hidden}-w{self.w_rank}-u{self.u_rank}"
-
-    @classmethod
-    def from_record(cls, row: dict[str, Any]) -> Arch:
-        """The architecture of a candidate row (the inverse of ``as_dict``)."""
-        if "filters" in row:
-            return cls(filters=tuple(row["filters"]))
-        return cls(row["hidden"], row["w_rank"], row["u_rank"])
-
-    def as_dict(self) -> dict[str, Any]:
-        if self.filters is not None:
-            return {"filters": list(self.filters)}
-        return {"hidden": self.hidden, "w_rank": self.w_rank, "u_rank": self.u_rank}
 
 
 class FastGRNNFamily:

@@ -3,7 +3,11 @@ speed frontier with --max-instructions)."""
 
 from __future__ import annotations
 
+import json
 import pathlib
+import platform
+import shutil
+from importlib import metadata
 from typing import Any
 
 import matplotlib
@@ -12,6 +16,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from edgeprune import machine  # noqa: E402
+from edgeprune.pipeline.config import RunConfig  # noqa: E402
+from edgeprune.pipeline.families import FAMILIES  # noqa: E402
+from edgeprune.pipeline.records import (  # noqa: E402
+    Candidate,
+    ExportResult,
+    RefitResult,
+    SpeedProbe,
+    StageLog,
+)
 from edgeprune.pipeline.rundir import atomic_write_bytes  # noqa: E402
 
 
@@ -49,7 +63,7 @@ def plot_speed_frontier(candidates: list[dict[str, Any]], max_instructions: int,
                         path: pathlib.Path) -> None:
     """Validation accuracy against measured instructions per window of the fine-tuned
     candidates that fit the byte budget, the instruction budget as a vertical line."""
-    timed = [c for c in candidates if "instructions_per_window" in c]
+    timed = [c for c in candidates if c.get("instructions_per_window") is not None]
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for fast, color in ((True, "tab:blue"), (False, "tab:grey")):
         pts = [c for c in timed if (c["instructions_per_window"] <= max_instructions) == fast]
@@ -180,7 +194,7 @@ def write_report_md(report: dict[str, Any], path: pathlib.Path) -> None:
               "|---|---|---|---|---|---|---|"]
     for c in report["candidates"]:
         mark = " (selected)" if c.get("selected") else ""
-        count = c.get("instructions_per_window", "")
+        count = c.get("instructions_per_window") or ""
         lines.append(f"| {c['arch']} | {c['sparsity']:.3f} | {'yes' if c['finetuned'] else 'no'} "
                      f"| {c['model_bytes']} | {100 * c['val_accuracy']:.2f}% | {count} "
                      f"| {'yes' if c['fits'] else 'no'}{mark} |")
@@ -194,6 +208,90 @@ def write_report_md(report: dict[str, Any], path: pathlib.Path) -> None:
                 if report.get("budget_instructions") is not None else []),
               "![per-layer sparsity](per_layer_sparsity.png)", "",
               "![confusion matrix](confusion_matrix.png)", "",
-              "## Stage times (s)", ""]
-    lines += [f"- {k}: {v:.1f}" for k, v in report["seconds"].items()]
+              "## Stages", "",
+              f"Run on {report['executor']['description']}.", "",
+              "| stage | seconds | node |", "|---|---|---|"]
+    nodes = report.get("stage_nodes", {})
+    lines += [f"| {k} | {v:.1f} | {nodes.get(k, 'driver')} |"
+              for k, v in report["seconds"].items()]
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+
+
+def build_report(*, config: RunConfig, ds: Any, candidates: list[Candidate],
+                 shipped: Candidate, tolerance: float, speed_probes: list[SpeedProbe],
+                 exported: ExportResult, refit: RefitResult | None,
+                 mcu: dict[str, Any] | None, stage_log: StageLog, data_seconds: float,
+                 executor: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
+    """``report.json``: assembled from the stages' records."""
+    speed = config.max_instructions is not None
+    report: dict[str, Any] = {
+        "model": config.model,
+        "dataset": {"name": ds.name,
+                    "sizes": {s: len(getattr(ds, s)) for s in ("train", "val", "test")},
+                    "val_subjects": list(ds.val_subjects)},
+        "budget_bytes": config.budget_bytes,
+        "fits_budget": exported.bytes["model"] <= config.budget_bytes,
+        "selected": {**{k: v for k, v in shipped.spec.to_json().items() if v is not None},
+                     "sparsity": shipped.sparsity, "min_threshold": config.min_threshold,
+                     "quantisation": FAMILIES[config.model].c_quantisation,
+                     "tflm_quantisation": exported.tflm_quantization},
+        "selection": {"rule": "smallest fine-tuned candidate within one standard error of the "
+                              "best validation accuracy (C int8)"
+                              + (", among those within the instruction budget" if speed else ""),
+                      "tolerance": round(tolerance, 5)},
+        "budget_instructions": config.max_instructions,
+        "speed_probes": [p.to_json() for p in speed_probes],
+        "accuracy": exported.accuracy,
+        "bytes": exported.bytes,
+        "per_layer": exported.per_layer,
+        "confusion_test_c_int8": exported.confusion_test_c_int8,
+        "candidates": [c.to_json() for c in candidates],
+        "seconds": {"data": round(data_seconds, 2), **stage_log.seconds()},
+        "stage_nodes": stage_log.nodes(),
+        "executor": executor,
+        "versions": versions(),
+        "seed": config.seed,
+        "warnings": warnings,
+    }
+    if "filters" in report["selected"]:
+        report["selected"]["filters"] = list(report["selected"]["filters"])
+    if mcu is not None:
+        report["mcu"] = mcu
+    if refit is not None:
+        report["refit"] = {**refit.to_json(), "shipped": refit.fits,
+                           "note": "trained on the training and validation volunteers with "
+                                   "the epochs chosen on validation; accuracy.val is the "
+                                   "validation-selected model's"}
+    if speed:
+        counted = mcu["instructions_per_window"] if mcu else shipped.instructions_per_window
+        report["fits_instruction_budget"] = counted <= config.max_instructions
+    return report
+
+
+def write_all(report: dict[str, Any], out: pathlib.Path) -> None:
+    """The plots, ``report.json`` and ``report.md`` of a finished run."""
+    plot_frontier(report["candidates"], report["budget_bytes"], out / "frontier.png")
+    if report["budget_instructions"] is not None:
+        plot_speed_frontier(report["candidates"], report["budget_instructions"],
+                            out / "speed_frontier.png")
+    plot_per_layer(report["per_layer"], out / "per_layer_sparsity.png")
+    plot_confusion(np.array(report["confusion_test_c_int8"]), ["0", "1"],
+                   "HAR-2 test, C int8 model", out / "confusion_matrix.png")
+    atomic_write_bytes(out / "report.json", (json.dumps(report, indent=2) + "\n").encode())
+    write_report_md(report, out / "report.md")
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python, edgeprune, its main libraries and tools, and the machine."""
+    names = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "numpy",
+             "ai-edge-litert", "tflite-micro", "ray")
+    out = {"python": platform.python_version(), "edgeprune": metadata.version("edgeprune"),
+           "machine": machine.describe()}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    for tool in ("gcc", "arm-none-eabi-gcc", "qemu-system-arm"):
+        out[tool] = "present" if shutil.which(tool) else "absent"
+    return out

@@ -13,7 +13,6 @@ import os
 import pathlib
 import shutil
 import tempfile
-from collections.abc import Callable
 from typing import Any
 
 RUN_FILE = "run.json"
@@ -108,13 +107,11 @@ class RunDir:
         target.parent.mkdir(parents=True, exist_ok=True)
         return target
 
-    def stage(
-        self, name: str, compute: Callable[[], dict[str, Any]]
-    ) -> tuple[dict[str, Any], bool]:
-        """Return the stage's stored result, or compute and store it. Second item: reused?"""
-        record = self.path("stages", f"{name}.json")
-        if record.is_file():
-            return json.loads(record.read_text()), True
-        result = compute()
-        atomic_write_json(record, result)
-        return result, False
+    def stored(self, name: str) -> dict[str, Any] | None:
+        """The stored result of stage ``name``, or None when it has not finished."""
+        record = self.root / "stages" / f"{name}.json"
+        return json.loads(record.read_text()) if record.is_file() else None
+
+    def store(self, name: str, result: dict[str, Any]) -> None:
+        """Store the result of stage ``name`` (its file's presence marks it finished)."""
+        atomic_write_json(self.path("stages", f"{name}.json"), result)
