@@ -146,8 +146,10 @@ class RayTasks(Executor):
             _check_nodes(ray)
         total = int(ray.cluster_resources().get("CPU", 1))
         self.workers = min(workers, total) if workers else total
+        # SPREAD: stages go round the nodes of a cluster rather than filling one first
         self._remote = ray.remote(run_timed).options(
-            num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=False)
+            num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=False,
+            scheduling_strategy="SPREAD")
         self.startup_seconds = time.perf_counter() - start
 
     def put(self, value: Any) -> Any:

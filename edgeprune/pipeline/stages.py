@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -195,15 +196,18 @@ def _prune_and_finetune(ctx: StageContext, model: Any, teacher: Any, sparsity: f
     ramp = tfmot.sparsity.keras.PolynomialDecay(
         0.0, sparsity, begin_step=0, end_step=max(steps * st.ramp_epochs - 1, 1),
         frequency=max(steps // 4, 1))
-    training.train(model, train_xy, val_xy, epochs=st.ramp_epochs, batch_size=batch, lr=lr,
-                   schedule="constant", seed=seed, progress=False, augment=augment,
-                   callbacks=[pruning.GlobalPruningCallback(ramp, mt)], **distill)
+    with warnings.catch_warnings():  # the ramp's last step may fall short of its target:
+        warnings.simplefilter("ignore", pruning.PruningShortfallWarning)  # pruned next line
+        training.train(model, train_xy, val_xy, epochs=st.ramp_epochs, batch_size=batch,
+                       lr=lr, schedule="constant", seed=seed, progress=False, augment=augment,
+                       callbacks=[pruning.GlobalPruningCallback(ramp, min_threshold=mt)],
+                       **distill)
     masks = ctx.prune(model, sparsity)
     result = training.train(
         model, train_xy, val_xy, epochs=epochs, schedule_epochs=st.finetune_epochs,
         batch_size=batch, lr=lr, schedule="cosine", seed=seed, augment=augment,
         progress=False, checkpoint_dir=checkpoint_dir(ctx.config, tag),
-        callbacks=[pruning.GlobalPruningCallback(None, mt, masks=masks)], **distill)
+        callbacks=[pruning.GlobalPruningCallback(None, min_threshold=mt, masks=masks)], **distill)
     _done(ctx, tag)
     return result.selected_epoch
 
