@@ -16,6 +16,7 @@ raised by the stage itself is not retried.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import socket
@@ -217,6 +218,29 @@ def _check_nodes(ray: Any) -> None:
         where = "; ".join(f"node {n[:12]} lacks {', '.join(m)}" for n, m in lacking.items())
         raise ExecutorError(f"the cluster cannot run edgeprune's stages: {where} "
                             "(install edgeprune on every node: pip install edgeprune)")
+
+
+def worker_count(text: str) -> int:
+    """argparse type: a whole number of parallel workers >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--workers N`` and ``--ray-address HOST:PORT`` (see ``open_executor``)."""
+    parser.add_argument("--workers", type=worker_count, default=None, metavar="N",
+                        help="stages run in parallel as Ray tasks on at most N local workers "
+                             "(default: one per CPU core); 1 runs every stage in this process "
+                             "without starting Ray. The results are the same bytes either way")
+    parser.add_argument("--ray-address", default=None, metavar="HOST:PORT",
+                        help="run the stages on an existing Ray cluster (its head's address; "
+                             "default: $RAY_ADDRESS, else a local Ray). Every node needs "
+                             "edgeprune installed")
 
 
 def open_executor(workers: int | None, address: str | None = None) -> Executor:

@@ -10,6 +10,7 @@ after the last finished epoch and ends with the same result as an uninterrupted 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -110,6 +111,16 @@ class TrainResult:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict."""
         return asdict(self)
+
+
+def scratch_checkpoint_dir(key: str) -> pathlib.Path:
+    """A node-local folder for the per-epoch checkpoints of the training named ``key``
+    (under the user cache): a stage retried or rerun on the same machine resumes there,
+    and no shared filesystem is needed. The stage removes it when it finishes."""
+    from har_data.cache import default_cache_dir
+
+    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+    return default_cache_dir() / "checkpoints" / digest
 
 
 def pin_threads() -> None:

@@ -53,7 +53,8 @@ def test_cli_quick_har_writes_rows_and_resumes(tiny_archive, tmp_path, monkeypat
     methods = ["global", "global_mt", "iht"]
     argv = ["sparsity", "--data", "uci", "--data-path", str(tiny_archive), "--out", str(out),
             "--quick", "--models", "fastgrnn", "har_cnn", "--methods", *methods,
-            "--val-subjects", "1", "--cache-dir", str(tmp_path / "cache"), "--no-progress"]
+            "--val-subjects", "1", "--cache-dir", str(tmp_path / "cache"), "--no-progress",
+            "--workers", "1"]  # in process: the monkeypatches below reach the runs
     assert main(argv) == 0
     rows = _rows(out / "results.csv")
     assert list(rows[0])[:6] == REQUIRED
@@ -69,14 +70,14 @@ def test_cli_quick_har_writes_rows_and_resumes(tiny_archive, tmp_path, monkeypat
     for r in rows:
         if r["method"] == "global_mt":
             assert int(r["below_floor"]) == 0 and int(r["empty_layers"]) == 0
-    dense = sorted((out / "dense").glob("*.weights.h5"))
-    assert [p.name for p in dense] == ["fastgrnn_s0.weights.h5", "har_cnn_s0.weights.h5"]
+    dense = sorted((out / "dense").glob("*.npz"))
+    assert [p.name for p in dense] == ["fastgrnn_s0.npz", "har_cnn_s0.npz"]
 
     # rerun: nothing is trained again, rows are kept as they were
     def boom(*a, **k):
         raise AssertionError("recomputed a finished run")
 
-    monkeypatch.setattr(sparsity.Harness, "prepare", boom)
+    monkeypatch.setattr(sparsity.Harness, "train_dense", boom)
     monkeypatch.setattr(sparsity.Harness, "run", boom)
     before = (out / "results.csv").read_text()
     assert main(argv) == 0
@@ -98,6 +99,26 @@ def test_cli_quick_har_writes_rows_and_resumes(tiny_archive, tmp_path, monkeypat
     assert sorted(calls) == [("fastgrnn", "iht", 0.5), ("fastgrnn", "iht", 0.9)]
     _check_rows(_rows(out / "results.csv"), ["fastgrnn", "har_cnn"], methods,
                 sparsity.QUICK_SPARSITIES)
+
+
+@pytest.mark.slow
+def test_parallel_workers_give_the_in_process_results(tiny_archive, tmp_path):
+    """Two Ray workers and one process: the same accuracies, run for run."""
+    results = {}
+    for workers in ("1", "2"):
+        out = tmp_path / f"w{workers}"
+        assert main(["sparsity", "--data", "uci", "--data-path", str(tiny_archive), "--out",
+                     str(out), "--quick", "--models", "fastgrnn", "--methods", "global_mt",
+                     "lamp", "--val-subjects", "1", "--cache-dir", str(tmp_path / "cache"),
+                     "--no-progress", "--workers", workers]) == 0
+        results[workers] = {(r["method"], r["sparsity"]): (r["val_accuracy"],
+                                                           r["test_accuracy"],
+                                                           r["achieved_sparsity"])
+                            for r in _rows(out / "results.csv")}
+        assert (out / "dense" / "fastgrnn_s0.npz").exists()
+    assert len(results["1"]) == 4 and results["1"] == results["2"]
+    assert (tmp_path / "w1" / "dense" / "fastgrnn_s0.npz").read_bytes() == (
+        tmp_path / "w2" / "dense" / "fastgrnn_s0.npz").read_bytes()
 
 
 @pytest.mark.slow

@@ -50,16 +50,20 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import math
 import os
 import pathlib
+import shutil
 import sys
 import time
 from typing import Any
 
 from edgeprune import machine
 from edgeprune.bench._sparsity_setup import MODELS, SPECS
+from edgeprune.executor import add_executor_arguments
+from edgeprune.pipeline.rundir import atomic_write_bytes
 
 METHODS = ("global", "global_mt", "uniform", "erk", "lamp", "random", "iht")
 SPARSITIES = (0.5, 0.8, 0.9, 0.95, 0.98, 0.99)
@@ -97,6 +101,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="HAR training volunteers held out for validation (har_data default)")
     p.add_argument("--cache-dir", default=None, help="har_data cache (default its own)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    add_executor_arguments(p)
     p.set_defaults(func=run)
     return p
 
@@ -197,58 +202,56 @@ def _select_callback(eligible):
 
 
 class Harness:
-    """One (model, seed): dense training (cached) and the one-shot prune + fine-tune runs."""
+    """One (model, seed): its dense training, and one-shot prune + fine-tune runs from the
+    dense weights. Built afresh in each stage, so a run's result never depends on what
+    ran before it in the same process (the same bytes whatever the worker count)."""
 
-    def __init__(self, name: str, data, seed: int, out: pathlib.Path, quick: bool,
-                 progress: bool) -> None:
-        self.name, self.data, self.seed, self.out = name, data, seed, out
+    def __init__(self, name: str, data, seed: int, quick: bool) -> None:
+        self.name, self.data, self.seed = name, data, seed
         self.spec = SPECS[name]
         self.protocol = self.spec.protocol(quick)
-        self.progress = progress
         self.model = None
         self.dense: dict[str, Any] | None = None
 
-    # -- dense ------------------------------------------------------------------------
     def _accuracy(self, x, y) -> float:
         import numpy as np
 
         logits = self.model.predict(x, batch_size=512, verbose=0)
         return float(np.mean(np.argmax(logits, axis=1) == y))
 
-    def prepare(self) -> dict[str, Any]:
-        """Build the model, train it dense (or load the cached weights), compile for fine-tuning."""
+    def train_dense(self, checkpoint_dir: pathlib.Path) -> tuple[dict[str, Any], list]:
+        """Train the dense model (epoch selected on validation); returns its record and
+        weights. ``checkpoint_dir``: per-epoch checkpoints (a retried stage resumes)."""
+        from edgeprune import training
+        from edgeprune.bench._sparsity_setup import build_model
+
+        d, p = self.data, self.protocol
+        self.model = build_model(self.name, d, self.seed)
+        res = training.train(
+            self.model, (d.xtr, d.ytr), (d.xv, d.yv), epochs=int(p["dense_epochs"]),
+            batch_size=int(p["batch_size"]), lr=float(p["lr"]), schedule="cosine",
+            seed=self.seed, checkpoint_dir=checkpoint_dir, progress=False, verbose=0)
+        dense = {
+            "model": self.name, "seed": self.seed, "epochs": res.epochs,
+            "selected_epoch": res.selected_epoch,
+            "val_accuracy": self._accuracy(d.xv, d.yv),
+            "test_accuracy": self._accuracy(d.xte, d.yte),
+            "seconds_total": res.seconds_total, "seconds_per_epoch": res.seconds_per_epoch,
+            "params": int(self.model.count_params()),
+        }
+        return dense, self.model.get_weights()
+
+    def load_dense(self, dense: dict[str, Any], weights: list) -> None:
+        """Build the model holding the dense ``weights``, compiled for fine-tuning."""
         import tf_keras as keras
 
         from edgeprune import training
         from edgeprune.bench._sparsity_setup import build_model, steps_per_epoch
 
         d, p = self.data, self.protocol
-        tag = f"{self.name}_s{self.seed}"
-        ddir = self.out / "dense"
-        wpath, jpath = ddir / f"{tag}.weights.h5", ddir / f"{tag}.json"
         self.model = build_model(self.name, d, self.seed)
-        if wpath.exists() and jpath.exists():
-            self.model.load_weights(str(wpath))
-            self.dense = json.loads(jpath.read_text())
-        else:
-            ddir.mkdir(parents=True, exist_ok=True)
-            res = training.train(
-                self.model, (d.xtr, d.ytr), (d.xv, d.yv), epochs=int(p["dense_epochs"]),
-                batch_size=int(p["batch_size"]), lr=float(p["lr"]), schedule="cosine",
-                seed=self.seed, checkpoint_dir=ddir / f"{tag}_ckpt",
-                progress=self.progress, verbose=0,
-            )
-            self.dense = {
-                "model": self.name, "seed": self.seed, "epochs": res.epochs,
-                "selected_epoch": res.selected_epoch,
-                "val_accuracy": self._accuracy(d.xv, d.yv),
-                "test_accuracy": self._accuracy(d.xte, d.yte),
-                "seconds_total": res.seconds_total, "seconds_per_epoch": res.seconds_per_epoch,
-                "params": int(self.model.count_params()),
-            }
-            self.model.save_weights(str(wpath))
-            _write_json(jpath, self.dense)
-        self.dense_weights = self.model.get_weights()
+        self.model.set_weights(weights)
+        self.dense, self.dense_weights = dense, weights
         self.steps = steps_per_epoch(len(d.ytr), int(p["batch_size"]))
         total = self.steps * int(p["ft_epochs"])
         self.optimizer = keras.optimizers.Adam(
@@ -259,7 +262,6 @@ class Harness:
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
         self.optimizer.build(self.model.trainable_variables)
-        return self.dense
 
     # -- one run ------------------------------------------------------------------------
     def run(self, method: str, sparsity: float) -> tuple[dict[str, Any], list[list]]:
@@ -271,9 +273,6 @@ class Harness:
 
         t_run = time.perf_counter()
         d, p, model = self.data, self.protocol, self.model
-        model.set_weights(self.dense_weights)
-        for v in self.optimizer.variables():  # fresh optimizer state (iterations -> 0)
-            v.assign(np.zeros(v.shape, v.dtype.as_numpy_dtype))
         training.set_seed(self.seed)  # same shuffling for every method of this seed
         epochs = int(p["ft_epochs"])
         mt = float(p["min_threshold"]) if method == "global_mt" else None
@@ -328,6 +327,26 @@ class Harness:
         layers = [[r["name"], r["weights"], r["nonzeros"], r["floor"], r["dead_units"]]
                   for r in rows]
         return row, layers
+
+
+# ----------------------------------------------------------------------------- stages
+def dense_stage(name: str, data, seed: int, quick: bool,
+                checkpoint_key: str) -> tuple[dict[str, Any], list]:
+    """The dense model of (``name``, ``seed``): its record and weights."""
+    from edgeprune.training import scratch_checkpoint_dir
+
+    ckpt = scratch_checkpoint_dir(checkpoint_key)
+    result = Harness(name, data, seed, quick).train_dense(ckpt)
+    shutil.rmtree(ckpt, ignore_errors=True)
+    return result
+
+
+def run_stage(name: str, data, seed: int, quick: bool, dense: dict[str, Any], weights: list,
+              method: str, sparsity: float) -> tuple[dict[str, Any], list[list]]:
+    """One (method, sparsity) run from the dense weights: its CSV row and layers."""
+    harness = Harness(name, data, seed, quick)
+    harness.load_dense(dense, weights)
+    return harness.run(method, sparsity)
 
 
 # ----------------------------------------------------------------------------- driver
@@ -393,41 +412,44 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm.auto import tqdm
 
+    from edgeprune.executor import ExecutorError, open_executor
+
     t_start = time.perf_counter()
     data_cache: dict[str, Any] = {}
-    bar = tqdm(total=len(todo), desc="runs", unit="run", disable=args.no_progress)
+    pairs = sorted({(g[0], g[1]) for g in todo}, key=lambda g: (g[0], MODELS.index(g[1])))
     try:
-        for seed in range(n_seeds):
-            for m in models:
-                mine = [g for g in todo if g[0] == seed and g[1] == m]
-                if not mine:
-                    continue
-                data = _data(m, args, quick, data_cache)
-                h = Harness(m, data, seed, out, quick, progress=not args.no_progress)
-                dense = h.prepare()
-                tqdm.write(f"[dense] {m} seed {seed}: val {dense['val_accuracy']:.4f} test "
-                           f"{dense['test_accuracy']:.4f} (epoch {dense['selected_epoch']}/"
-                           f"{dense['epochs']}, {dense['seconds_total']:.0f} s)")
-                for _, _, meth, s in mine:
-                    row, layers = h.run(meth, s)
-                    key = run_key(m, meth, s, seed)
-                    _write_json(out / "runs" / f"{key[0]}__{key[1]}__{key[2]}__s{key[3]}.json",
-                                {"row": row, "layers": layers})
-                    rows = [r for r in rows if run_key(r["model"], r["method"],
-                                                       float(r["sparsity"]),
-                                                       int(r["seed"])) != key]
-                    rows.append(row)
-                    write_rows(csv_path, rows)
-                    bar.update(1)
-                    tqdm.write(
-                        f"{m:12s} {meth:9s} s={s:<5g} seed {seed}: val {row['val_accuracy']:.4f}"
-                        f" test {row['test_accuracy']:.4f} (achieved "
-                        f"{row['achieved_sparsity']:.4f}, min layer keeps "
-                        f"{row['min_layer_keep']} [{row['min_layer']}]"
-                        f"{', COLLAPSED' if row['collapsed'] else ''}, "
-                        f"{row['run_seconds']:.1f} s)")
-    finally:
-        bar.close()
+        executor = open_executor(args.workers, args.ray_address)
+    except ExecutorError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    bar = tqdm(total=len(todo), desc="runs", unit="run", disable=args.no_progress)
+    with executor as ex:
+        tqdm.write(f"runs go {ex.describe()}")
+        handles = {m: ex.put(_data(m, args, quick, data_cache)) for _, m in pairs}
+        dense = _dense_models(ex, out, pairs, handles, quick)
+        runs = [ex.submit(run_stage, m, handles[m], seed, quick, *dense[seed, m], meth, s)
+                for seed, m, meth, s in todo]
+        try:
+            for handle in ex.as_completed(runs):
+                row, layers = ex.result(handle).value
+                key = run_key(row["model"], row["method"], row["sparsity"], row["seed"])
+                _write_json(out / "runs" / f"{key[0]}__{key[1]}__{key[2]}__s{key[3]}.json",
+                            {"row": row, "layers": layers})
+                rows = [r for r in rows if run_key(r["model"], r["method"],
+                                                   float(r["sparsity"]),
+                                                   int(r["seed"])) != key]
+                rows.append(row)
+                write_rows(csv_path, rows)
+                bar.update(1)
+                tqdm.write(
+                    f"{row['model']:12s} {row['method']:9s} s={row['sparsity']:<5g} seed "
+                    f"{row['seed']}: val {row['val_accuracy']:.4f} test "
+                    f"{row['test_accuracy']:.4f} (achieved {row['achieved_sparsity']:.4f}, "
+                    f"min layer keeps {row['min_layer_keep']} [{row['min_layer']}]"
+                    f"{', COLLAPSED' if row['collapsed'] else ''}, "
+                    f"{row['run_seconds']:.1f} s)")
+        finally:
+            bar.close()
     elapsed = time.perf_counter() - t_start
     from edgeprune.bench import _sparsity_report as report
 
@@ -436,6 +458,38 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {csv_path}, {out / 'results.json'}, plots and summary.md "
           f"({elapsed:.0f} s this call)", flush=True)
     return 0
+
+
+def _dense_models(ex: Any, out: pathlib.Path, pairs: list[tuple[int, str]],
+                  data: dict[str, Any], quick: bool) -> dict[tuple[int, str], tuple]:
+    """The dense (record, weights) of every (seed, model): stored ones from ``out/dense``,
+    the others trained in parallel and stored as each finishes."""
+    import numpy as np
+
+    ddir = out / "dense"
+    found, todo = {}, {}
+    for seed, m in pairs:
+        wpath, jpath = ddir / f"{m}_s{seed}.npz", ddir / f"{m}_s{seed}.json"
+        if wpath.exists() and jpath.exists():
+            with np.load(wpath) as saved:
+                found[seed, m] = (json.loads(jpath.read_text()),
+                                  [saved[f"arr_{i}"] for i in range(len(saved.files))])
+        else:
+            key = f"bench-sparsity {out.resolve()} {m} {seed} {quick}"
+            handle = ex.submit(dense_stage, m, data[m], seed, quick, key)
+            todo[id(handle)] = (handle, seed, m)
+    for handle in ex.as_completed([h for h, _, _ in todo.values()]):
+        _, seed, m = todo[id(handle)]
+        found[seed, m] = dense, weights = ex.result(handle).value
+        ddir.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        np.savez(buffer, *weights)
+        atomic_write_bytes(ddir / f"{m}_s{seed}.npz", buffer.getvalue())
+        _write_json(ddir / f"{m}_s{seed}.json", dense)
+        print(f"[dense] {m} seed {seed}: val {dense['val_accuracy']:.4f} test "
+              f"{dense['test_accuracy']:.4f} (epoch {dense['selected_epoch']}/"
+              f"{dense['epochs']}, {dense['seconds_total']:.0f} s)", flush=True)
+    return found
 
 
 def _data(model: str, args: argparse.Namespace, quick: bool, cache: dict[str, Any]):

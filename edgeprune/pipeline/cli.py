@@ -18,6 +18,7 @@ import sys
 from typing import NoReturn
 
 import edgeprune  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from edgeprune.executor import add_executor_arguments
 
 EXIT_OK, EXIT_USAGE, EXIT_NO_FIT, EXIT_OUT_DIR, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
 
@@ -95,17 +96,6 @@ def seed_value(text: str) -> int:
     return value
 
 
-def worker_count(text: str) -> int:
-    """argparse type: a whole number of parallel workers >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line on stderr, exit 2, no usage dump
         print(f"error: {message} (see --help)", file=sys.stderr)
@@ -162,14 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="smoke-test mode: few epochs, few candidates, few windows")
     parser.add_argument("--no-firmware", action="store_true",
                         help="skip building and running the firmware under QEMU")
-    parser.add_argument("--workers", type=worker_count, default=None, metavar="N",
-                        help="stages run in parallel as Ray tasks on at most N local workers "
-                             "(default: one per CPU core); 1 runs every stage in this process "
-                             "without starting Ray. The results are the same bytes either way")
-    parser.add_argument("--ray-address", default=None, metavar="HOST:PORT",
-                        help="run the stages on an existing Ray cluster (its head's address; "
-                             "default: $RAY_ADDRESS, else a local Ray). Every node needs "
-                             "edgeprune installed")
+    add_executor_arguments(parser)
     return parser
 
 

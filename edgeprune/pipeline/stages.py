@@ -9,7 +9,6 @@ resumes its training on the same node; the folder is removed when the stage fini
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import warnings
@@ -36,7 +35,6 @@ from edgeprune.pipeline.records import (
     SpeedProbes,
     Weights,
 )
-from har_data.cache import default_cache_dir
 
 # Pruning and fine-tuning distil from the dense parent (training.distillation_step).
 # Measured on UCI HAR-2 validation (C int8, FastGRNN 80/5/40, seed 0): 73% sparsity
@@ -85,9 +83,8 @@ class StageContext:
 
 def checkpoint_dir(config: RunConfig, tag: str) -> Path:
     """The node-local training checkpoints of stage ``tag`` of this run (and this --out)."""
-    key = json.dumps({**config.identity(), "out": str(config.out.resolve())}, sort_keys=True)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return default_cache_dir() / "checkpoints" / digest / tag
+    return training.scratch_checkpoint_dir(json.dumps(
+        {**config.identity(), "out": str(config.out.resolve()), "stage": tag}, sort_keys=True))
 
 
 def _train_dense(ctx: StageContext, model: Any, train_xy: Any, val_xy: Any,
