@@ -16,6 +16,7 @@ import math
 import os
 import pathlib
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -129,9 +130,17 @@ def pin_threads() -> None:
     Convolutions round differently with other thread counts (the HAR CNN's weights after
     three epochs differ between 1 and 2 threads; FastGRNN's do not), so every process
     that trains or converts pins it: the same seed gives the same bytes whatever the
-    number of parallel workers. Call it before TensorFlow runs its first op."""
-    if tf.config.threading.get_intra_op_parallelism_threads() != 1:
+    number of parallel workers. Call it before TensorFlow runs its first op; in a process
+    where TensorFlow already runs (a notebook, a test session) it warns and changes
+    nothing."""
+    if tf.config.threading.get_intra_op_parallelism_threads() == 1:
+        return
+    try:
         tf.config.threading.set_intra_op_parallelism_threads(1)
+    except RuntimeError:
+        warnings.warn("TensorFlow was already running in this process, so its kernels keep "
+                      "their thread count: a CNN trained here may differ in the last bits "
+                      "from the same run on other worker counts", RuntimeWarning, stacklevel=2)
 
 
 def set_seed(seed: int, deterministic: bool = True) -> None:

@@ -108,6 +108,15 @@ def test_bench_dense_folds_cross_validates_over_training_volunteers(small_archiv
     assert res["cv_epoch"] == best + 1
     assert all(f["n_train"] + f["n_val"] == res["folds"][0]["n_train"] + res["folds"][0]["n_val"]
                for f in res["folds"])
+    # the folds ran as parallel Ray tasks; one after another in one process (a fresh
+    # one: this test session's TensorFlow has other threads) they give the same curves
+    alone = tmp_path / "cv1.json"
+    subprocess.run([sys.executable, "-m", "edgeprune.bench", "dense", "--model", "cnn",
+                    "--data", "uci", "--data-path", str(small_archive), "--json", str(alone),
+                    "--epochs", "2", "--folds", "3", "--workers", "1", "--cache-dir",
+                    str(tmp_path / "cache"), "--no-progress"], check=True, timeout=600,
+                   capture_output=True)
+    assert [f["val_accuracy_curve"] for f in json.loads(alone.read_text())["folds"]] == curves
 
 
 @pytest.mark.bad_input

@@ -31,6 +31,7 @@ import sys
 from typing import Any
 
 from edgeprune import machine
+from edgeprune.executor import add_executor_arguments
 
 MODELS = ("fastgrnn", "cnn")
 
@@ -77,6 +78,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="cross-validate over training volunteers in this many folds "
                         "(validation accuracies only, no test)")
     p.add_argument("--no-progress", action="store_true")
+    add_executor_arguments(p)
     p.set_defaults(func=run)
     return p
 
@@ -231,13 +233,35 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def train_fold(args: argparse.Namespace, k: int, val_subjects: list[int]) -> dict[str, Any]:
+    """Fold ``k``: the recipe trained on the training volunteers but ``val_subjects``,
+    selected on those (a stage: runs in any process)."""
+    import har_data
+    from edgeprune import training
+
+    ds = har_data.load(args.data, path=args.data_path, cache_dir=args.cache_dir,
+                       val_subjects=val_subjects)
+    xtr, xv = ds.normalize(ds.train.x), ds.normalize(ds.val.x)
+    defaults, recipe = _recipe(args, ds)
+    model = _builder(args)(xtr.shape[1:], classes=2, seed=args.seed)
+    ckpt = None if args.checkpoint_dir is None else pathlib.Path(args.checkpoint_dir, f"fold{k}")
+    result = training.train(model, (xtr, ds.train.y), (xv, ds.val.y),
+                            epochs=int(defaults["epochs"]), checkpoint_dir=ckpt,
+                            **{**recipe, "progress": False})
+    return {"fold": k, "val_subjects": list(ds.val_subjects), "n_train": len(xtr),
+            "n_val": len(xv), "val_accuracy": result.best_val_accuracy,
+            "selected_epoch": result.selected_epoch, "seconds_total": result.seconds_total,
+            "training_warning": training.loss_rise(result),
+            "val_accuracy_curve": result.history["val_accuracy"],
+            "loss_curve": result.history["loss"]}
+
+
 def run_folds(args: argparse.Namespace) -> int:
     """``--folds K``: one validation-selected model per fold of the training volunteers;
     writes the folds' validation accuracies and their mean and sd (never test)."""
     import numpy as np
 
     import har_data
-    from edgeprune import training
 
     if (args.folds < 2 or args.refit or args.val_subjects is not None or args.save_model
             or args.plot):
@@ -250,29 +274,21 @@ def run_folds(args: argparse.Namespace) -> int:
     if args.folds > len(ids):
         print(f"--folds={args.folds}: only {len(ids)} training volunteers", file=sys.stderr)
         return 2
-    folds = []
-    for k in range(args.folds):
-        ds = har_data.load(args.data, path=args.data_path, cache_dir=args.cache_dir,
-                           val_subjects=ids[k::args.folds])
-        xtr, xv = ds.normalize(ds.train.x), ds.normalize(ds.val.x)
-        defaults, recipe = _recipe(args, ds)
-        model = _builder(args)(xtr.shape[1:], classes=2, seed=args.seed)
-        ckpt = None if args.checkpoint_dir is None else pathlib.Path(args.checkpoint_dir,
-                                                                      f"fold{k}")
-        result = training.train(model, (xtr, ds.train.y), (xv, ds.val.y),
-                                epochs=int(defaults["epochs"]), checkpoint_dir=ckpt, **recipe)
-        folds.append({"fold": k, "val_subjects": list(ds.val_subjects),
-                      "n_train": len(xtr), "n_val": len(xv),
-                      "val_accuracy": result.best_val_accuracy,
-                      "selected_epoch": result.selected_epoch,
-                      "seconds_total": result.seconds_total,
-                      "training_warning": training.loss_rise(result),
-                      "val_accuracy_curve": result.history["val_accuracy"],
-                      "loss_curve": result.history["loss"]})
-        print(f"fold {k} (volunteers {folds[-1]['val_subjects']}): val "
-              f"{result.best_val_accuracy:.4f} (epoch {result.selected_epoch})"
-              + (f"; WARNING {folds[-1]['training_warning']}"
-                 if folds[-1]["training_warning"] else ""))
+    from edgeprune.executor import ExecutorError, open_executor
+
+    try:
+        executor = open_executor(args.workers, args.ray_address)
+    except ExecutorError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    with executor as ex:
+        handles = [ex.submit(train_fold, args, k, ids[k::args.folds]) for k in range(args.folds)]
+        folds = [ex.result(h).value for h in handles]
+    for fold in folds:
+        print(f"fold {fold['fold']} (volunteers {fold['val_subjects']}): val "
+              f"{fold['val_accuracy']:.4f} (epoch {fold['selected_epoch']})"
+              + (f"; WARNING {fold['training_warning']}" if fold["training_warning"] else ""))
+    defaults = _recipe(args, base)[0]
     accs = np.array([f["val_accuracy"] for f in folds])
     mean_curve = np.mean([f["val_accuracy_curve"] for f in folds], axis=0)
     out = {"model": args.model, "dataset": base.name, "arch": _arch(args), "folds": folds,
