@@ -59,6 +59,15 @@ def run_timed(fn: Callable[..., T], *args: Any, **kwargs: Any) -> StageRun[T]:
     return StageRun(value, time.perf_counter() - start, _node_id())
 
 
+def run_as_task(fn: Callable[..., T], *args: Any, **kwargs: Any) -> StageRun[T]:
+    """``run_timed`` in a Ray worker: one that shares the machine with other workers, so
+    TensorFlow also gets one inter-op thread (``training.pin_threads``)."""
+    from edgeprune.training import pin_threads
+
+    pin_threads(inter_op=1)
+    return run_timed(fn, *args, **kwargs)
+
+
 def _node_id() -> str:
     try:
         import ray
@@ -148,7 +157,7 @@ class RayTasks(Executor):
         total = int(ray.cluster_resources().get("CPU", 1))
         self.workers = min(workers, total) if workers else total
         # SPREAD: stages go round the nodes of a cluster rather than filling one first
-        self._remote = ray.remote(run_timed).options(
+        self._remote = ray.remote(run_as_task).options(
             num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=False,
             scheduling_strategy="SPREAD")
         self.startup_seconds = time.perf_counter() - start
