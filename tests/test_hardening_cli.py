@@ -293,7 +293,7 @@ def test_firmware_c_model_folder_without_model_files(tmp_path: Path):
 def test_firmware_zero_windows(tmp_path: Path):
     result = cli("edgeprune.firmware", "run", "--artifacts", str(tmp_path), "--windows", "0")
     assert result.returncode == EXIT_USAGE
-    assert "--windows must be >= 1, got 0" in one_error_line(result.stderr, FW)
+    assert "argument --windows: must be in 1 .. 4096, got 0" in one_error_line(result.stderr, FW)
 
 
 # ------------------------------------------------------------------ har_data CLI
