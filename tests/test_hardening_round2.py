@@ -205,3 +205,22 @@ def test_a_second_run_into_a_locked_folder_exits_4_and_a_killed_holder_is_taken_
     taker = subprocess.run([sys.executable, "-c", HOLD.replace("time.sleep(120)", ""),
                             str(out)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert taker.returncode == 0 and "holding" in taker.stdout, taker.stderr
+
+
+# --------------------------------------------------------------- benchmarks
+def test_bench_kernels_unknown_board(tmp_path: Path):
+    result = cli("edgeprune.bench", "kernels", "--json", str(tmp_path / "k.json"), "--board",
+                 "esp32")
+    assert result.returncode == 2
+    assert "argument --board: invalid choice: 'esp32'" in one_error_line(result.stderr)
+    assert leftovers(tmp_path) == []
+
+
+def test_bench_dense_data_error_is_one_line(tmp_path: Path):
+    bogus = tmp_path / "HAPT.pkl.gz"
+    bogus.write_text("plain text")
+    result = cli("edgeprune.bench", "dense", "--data", "hapt", "--data-path", str(bogus), "--json",
+                 str(tmp_path / "d.json"), "--cache-dir", str(tmp_path / "cache"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "plain text, expected a gzip-compressed pickle" in last
