@@ -219,8 +219,9 @@ def test_bench_kernels_unknown_board(tmp_path: Path):
 def test_bench_dense_data_error_is_one_line(tmp_path: Path):
     bogus = tmp_path / "HAPT.pkl.gz"
     bogus.write_text("plain text")
-    result = cli("edgeprune.bench", "dense", "--data", "hapt", "--data-path", str(bogus), "--json",
-                 str(tmp_path / "d.json"), "--cache-dir", str(tmp_path / "cache"))
+    result = cli("edgeprune.bench", "dense", "--model", "fastgrnn", "--data", "hapt",
+                 "--data-path", str(bogus), "--json", str(tmp_path / "d.json"),
+                 "--cache-dir", str(tmp_path / "cache"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "plain text, expected a gzip-compressed pickle" in last
