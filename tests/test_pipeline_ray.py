@@ -133,7 +133,7 @@ def test_a_worker_killed_mid_stage_is_retried_to_the_same_bytes(in_process: Path
         deadline = time.monotonic() + 300
         while killed is None and time.monotonic() < deadline:
             assert proc.poll() is None, log.read_text()[-2000:]
-            busy = subprocess.run(["pgrep", "-f", "ray::run_timed"], capture_output=True,
+            busy = subprocess.run(["pgrep", "-f", "ray::run_as_task"], capture_output=True,
                                   text=True).stdout.split()
             if busy and "training dense" in log.read_text():
                 killed = int(busy[0])

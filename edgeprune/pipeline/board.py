@@ -13,7 +13,7 @@ from edgeprune.pipeline.records import BoardRun, Candidate, Weights
 from export import cmodel
 
 if TYPE_CHECKING:
-    from edgeprune.pipeline.run import Driver
+    from edgeprune.pipeline.driver import Driver
 
 
 def _run_on_board(ctx: Any, out: Any) -> BoardRun:
