@@ -32,6 +32,7 @@ from edgeprune.firmware._cortex_m import (
 )
 from edgeprune.firmware._errors import (
     BadOutputDir,
+    BadReport,
     BadWindows,
     BuildFailed,
     FirmwareCrashed,
@@ -42,11 +43,15 @@ from edgeprune.firmware._errors import (
     UnknownBoard,
 )
 from edgeprune.firmware._tflm import generate_tflm
+from edgeprune.firmware._windows import MAX_WINDOWS, WINDOWS_FILE, load_windows, save_windows
 
 __all__ = [
     "BOARDS",
     "INSTRUCTIONS_PER_TICK",
+    "MAX_WINDOWS",
+    "WINDOWS_FILE",
     "BadOutputDir",
+    "BadReport",
     "BadWindows",
     "BuildFailed",
     "CModel",
@@ -61,6 +66,8 @@ __all__ = [
     "encode_frame",
     "generate_arduino",
     "generate_tflm",
+    "load_windows",
+    "save_windows",
     "parse_reply",
     "check_board",
     "check_toolchain",

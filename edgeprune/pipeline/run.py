@@ -35,7 +35,8 @@ from edgeprune.pipeline.records import (
     SpeedProbes,
     Weights,
 )
-from edgeprune.pipeline.rundir import RunDir
+from edgeprune.pipeline.reportfile import REPORT_JSON, UnreadableReport, read_report
+from edgeprune.pipeline.rundir import OutDirError, RunDir
 from edgeprune.pipeline.search import NoFitError
 from edgeprune.pipeline.stages import StageContext
 
@@ -157,10 +158,24 @@ def export(driver: Driver, shipped: Candidate, weights: Weights) -> ExportResult
 
 def run(config: RunConfig, executor: Executor | None = None) -> dict[str, Any]:
     """Run the pipeline; returns the report (also written to ``--out``). The stages go
-    to ``executor`` when given (it stays open), else to one opened for ``config``."""
+    to ``executor`` when given (it stays open), else to one opened for ``config``. The
+    run folder is locked while it runs; a rerun resumes only on the same arguments and
+    the same data (``har_data.fingerprint``: what the files hold, wherever they are)."""
     start = time.perf_counter()
-    rd = RunDir(config.out, config.identity()).open()
+    config = dataclasses.replace(
+        config, data_fingerprint=har_data.fingerprint(config.data, config.data_path))
+    with RunDir(config.out, config.identity(), config.legacy_identity()).open() as rd:
+        return _run(config, rd, start, executor)
+
+
+def _run(config: RunConfig, rd: RunDir, start: float,
+         executor: Executor | None) -> dict[str, Any]:
     if rd.resumed:
+        try:  # the run ends by merging into its report: refuse now, not after training
+            read_report(rd.root / REPORT_JSON)
+        except UnreadableReport as err:
+            raise OutDirError(f"--out {rd.root}: {err}: move it away to resume "
+                              "(nothing was overwritten)") from None
         log(f"resuming the run in {rd.root}")
     training.pin_threads()  # the same bytes whatever the worker count (see pin_threads)
     ds = har_data.load(config.data, path=config.data_path, seed=config.seed)
