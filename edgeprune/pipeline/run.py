@@ -74,6 +74,7 @@ def _dense(driver: Driver, arch: Arch) -> Pending:
     log(f"training dense {driver.ctx.family.name} {arch.label}")
     return driver.submit(tag, DenseResult, stages.train_dense, arch, weights=tag)
 
+
 def search(driver: Driver) -> SearchResult:
     """Dense models, size (and speed) probes, fine-tunes, selection: independent stages
     are submitted together and run in parallel on the driver's executor."""
@@ -94,7 +95,7 @@ def search(driver: Driver) -> SearchResult:
             driver.warn(f"dense {arch.label}: {dense.training_warning}")
         log(f"measuring C model sizes of {arch.label} over sparsities")
         probes, _ = driver.collect(driver.submit(f"probe-{arch.label}", SizeProbes,
-                                             stages.probe_sizes, arch, dense_weights))
+                                                 stages.probe_sizes, arch, dense_weights))
         candidates += probes.rows
         fitting = sorted({r.sparsity for r in probes.rows if r.fits})
         if not fitting:
@@ -104,8 +105,8 @@ def search(driver: Driver) -> SearchResult:
         if speed:
             log(f"measuring instructions per window of {arch.label} on {board.BOARD}")
             rows, _ = driver.collect(driver.submit(f"speed-{arch.label}", SpeedProbes,
-                                               stages.probe_speed, arch, dense_weights,
-                                               fitting))
+                                                   stages.probe_speed, arch, dense_weights,
+                                                   fitting))
             speed_probes += rows.rows
             fast = [r.sparsity for r in rows.rows
                     if r.instructions_per_window <= cfg.max_instructions]
@@ -113,7 +114,7 @@ def search(driver: Driver) -> SearchResult:
             tag = stages.finetune_tag(arch, s)
             log(f"pruning {arch.label} to {100 * s:.1f}% and fine-tuning")
             finetunes.append(driver.submit(tag, Candidate, stages.finetune, arch,
-                                         dense_weights, s, weights=tag))
+                                           dense_weights, s, weights=tag))
         if not rules.try_smaller(fitting[0], speed):
             break
     tuned_runs = driver.collect_all(finetunes)
@@ -131,7 +132,7 @@ def search(driver: Driver) -> SearchResult:
         raise rules.no_fit(candidates, cfg.budget_bytes)
     if speed:
         fitting_tuned = rules.within_speed_budget(fitting_tuned, cfg.max_instructions,
-                                                   cfg.budget_bytes, board.BOARD)
+                                                  cfg.budget_bytes, board.BOARD)
     best, tolerance = rules.select(fitting_tuned, len(driver.ctx.ds.val))
     within = " (within the speed budget)" if speed else ""
     log(f"selected {best.arch} at {best.sparsity:.0%}: the smallest fine-tuned "
@@ -142,17 +143,20 @@ def search(driver: Driver) -> SearchResult:
     best = dataclasses.replace(best, selected=True)
     return SearchResult(candidates, best, tolerance, speed_probes, denses)
 
-def refit_stage(driver: Driver, best: Candidate, dense: DenseResult) -> tuple[RefitResult, Weights]:
+
+def refit_stage(driver: Driver, best: Candidate,
+                dense: DenseResult) -> tuple[RefitResult, Weights]:
     log(f"refitting {best.arch} at {best.sparsity:.0%} on the training and validation "
         "volunteers together")
     tag = f"refit-{best.weights}"
     return driver.collect(driver.submit(tag, RefitResult, stages.refit, best, dense,
-                                    weights=tag))
+                                        weights=tag))
+
 
 def export(driver: Driver, shipped: Candidate, weights: Weights) -> ExportResult:
     log("exporting the shipped model (Keras, TFLite int8/sparse, TFLM array, C model)")
     result, _ = driver.collect(driver.submit("export", ExportResult, artifacts.export_model,
-                                         shipped, weights, files=True))
+                                             shipped, weights, files=True))
     return result
 
 
