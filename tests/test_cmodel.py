@@ -13,6 +13,7 @@ import pytest
 from export import cmodel
 from export.cmodel import reference
 from export.cmodel.codegen import C_DIR, matrix_view_definition
+from export.cmodel.kernels import KERNELS, kernel_sources
 
 CHANNELS = ["body_acc_x", "body_acc_y", "body_acc_z", "body_gyro_x", "body_gyro_y",
             "body_gyro_z", "total_acc_x", "total_acc_y", "total_acc_z"]
@@ -69,14 +70,15 @@ def centre(params: dict, mean, std, windows) -> dict:
 
 
 def build(out: pathlib.Path, im, name: str, flags: list[str] | None = None,
-          cc: str = "gcc") -> pathlib.Path:
-    """Generate the model and build the host driver; returns the executable."""
-    paths = cmodel.generate_c(im, out, name, provenance={"test": name})
+          cc: str = "gcc", kernels: str = "fast") -> pathlib.Path:
+    """Generate the model (its ``kernels`` build) and build the host driver; returns the
+    executable."""
+    paths = cmodel.generate_c(im, out, name, provenance={"test": name}, kernels=kernels)
     exe = out / f"drv_{name}"
     cmd = [cc, *WARN, "-O1", *(flags or []), "-DEP_MODEL_DEFAULT_ALIASES",
            "-include", paths["header"].name, "-I", str(out), "-I", str(C_DIR),
-           str(C_DIR / "ep_host_driver.c"), str(paths["source"]), str(C_DIR / "ep_kernels.c"),
-           str(C_DIR / "ep_cnn.c"), "-o", str(exe)]
+           str(C_DIR / "ep_host_driver.c"), str(paths["source"]),
+           *map(str, kernel_sources(kernels)), str(C_DIR / "ep_cnn.c"), "-o", str(exe)]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return exe
 
@@ -123,11 +125,12 @@ def test_c_matches_reference_synthetic(syn, tmp_path):
 
 
 @needs_gcc
-def test_c_matches_reference_under_sanitizers(syn, tmp_path):
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_c_matches_reference_under_sanitizers(syn, tmp_path, kernels):
     _, im, x = syn
     try:
         exe = build(tmp_path, im, "asan", ["-fsanitize=address,undefined",
-                                           "-fno-sanitize-recover=all", "-g"])
+                                           "-fno-sanitize-recover=all", "-g"], kernels=kernels)
     except subprocess.CalledProcessError as e:
         pytest.skip(f"sanitizer runtime unavailable: {e.stderr.strip()[:120]}")
     assert_bit_exact(exe, im, cmodel.quantize_input(im, x[:8]))
@@ -154,8 +157,11 @@ CONFIGS = {
 
 
 @needs_gcc
+@pytest.mark.parametrize("kernels", KERNELS)
 @pytest.mark.parametrize("fmt", list(CONFIGS))
-def test_every_format_in_a_whole_model(fmt, tmp_path):
+def test_every_format_in_a_whole_model(fmt, tmp_path, kernels):
+    """Each format in a whole model, through both kernel builds (fast: its Cortex-M paths'
+    portable twins on the host; small: the reference), bit-exact with numpy."""
     cfg = dict(CONFIGS[fmt])
     full = cfg.pop("full_rank", False)
     nl = {k: cfg.pop(k) for k in ("gate", "update") if k in cfg}
@@ -168,7 +174,7 @@ def test_every_format_in_a_whole_model(fmt, tmp_path):
                                   cal, formats=dict.fromkeys(only, fmt), **cfg)
     assert {s.format for k, s in im.matrices.items() if k in only and s is not None} == {fmt}
     x16 = cmodel.quantize_input(im, synthetic_windows(6, seed=7))
-    assert_bit_exact(build(tmp_path, im, f"m_{fmt}"), im, x16)
+    assert_bit_exact(build(tmp_path, im, f"m_{fmt}", kernels=kernels), im, x16)
 
 
 # ---------------------------------------------------------------- sparse formats
@@ -192,7 +198,10 @@ def edge_matrices() -> dict[str, np.ndarray]:
 
 
 @needs_gcc
-def test_spmv_kernel_every_format_and_edge_case(tmp_path):
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_spmv_kernel_every_format_and_edge_case(tmp_path, kernels):
+    """ep_spmv of both builds on every format: empty rows (first and last), an all-zero
+    matrix, a fully dense one, > 256 columns, one element, rows of 3/5/8 columns."""
     mats = {k: v.astype(np.int8) for k, v in edge_matrices().items()}
     r = np.random.default_rng(12)
     defs, calls, expect = [], [], []
@@ -221,9 +230,11 @@ def test_spmv_kernel_every_format_and_edge_case(tmp_path):
            "int main(void) {\n" + "\n".join(calls) + "\n    return 0;\n}\n")
     (tmp_path / "t.c").write_text(src)
     exe = tmp_path / "t"
-    subprocess.run(["gcc", *WARN, "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-                    "-I", str(C_DIR), str(tmp_path / "t.c"), str(C_DIR / "ep_kernels.c"),
-                    "-o", str(exe)], check=True, capture_output=True, text=True)
+    small = ["-DEP_KERNELS_SMALL"] if kernels == "small" else []
+    subprocess.run(["gcc", *WARN, *small, "-fsanitize=address,undefined",
+                    "-fno-sanitize-recover=all", "-I", str(C_DIR), str(tmp_path / "t.c"),
+                    *map(str, kernel_sources(kernels)), "-o", str(exe)], check=True,
+                   capture_output=True, text=True)
     lines = subprocess.run([str(exe)], check=True, capture_output=True,
                            text=True).stdout.splitlines()
     assert [[int(v) for v in line.split()] for line in lines] == expect
@@ -248,14 +259,15 @@ def test_picker_chooses_each_format_by_exact_bytes():
 
 
 @needs_gcc
+@pytest.mark.parametrize("kernels", KERNELS)
 @pytest.mark.parametrize("pre_frac, lut_shift", [(12, 1), (12, 0), (8, 3), (2, 1), (14, 4)])
-def test_nonlinearities_c_match_reference(pre_frac, lut_shift, tmp_path):
+def test_nonlinearities_c_match_reference(pre_frac, lut_shift, tmp_path, kernels):
     """ep_nonlinearity (the generic path; the built-in table for lut_shift 1) against
     reference.nonlinearity at the clamps, the table knots and their neighbours, random."""
     cal = synthetic_windows(8, seed=3)
     im = cmodel.quantize_fastgrnn(random_params(2, hidden=8, u_rank=4), SYN_MEAN, SYN_STD, cal,
                                   pre_frac=pre_frac, lut_shift=lut_shift)
-    src = cmodel.generate_c(im, tmp_path, "nl")["source"].read_text()
+    src = cmodel.generate_c(im, tmp_path, "nl", kernels=kernels)["source"].read_text()
     assert ("EP_LUT_BUILTIN" in src) == (lut_shift == 1)
     one, lim, step = 1 << pre_frac, 8 << pre_frac, 1 << (pre_frac - lut_shift)
     knots = np.arange(-lim - 2 * step, lim + 3 * step, step)
@@ -272,8 +284,8 @@ def test_nonlinearities_c_match_reference(pre_frac, lut_shift, tmp_path):
     exe = tmp_path / "t"
     subprocess.run(["gcc", *WARN, "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
                     "-I", str(tmp_path), "-I", str(C_DIR), str(tmp_path / "t.c"),
-                    str(C_DIR / "ep_kernels.c"), "-o", str(exe)], check=True, capture_output=True,
-                   text=True)
+                    *map(str, kernel_sources(kernels)), "-o", str(exe)], check=True,
+                   capture_output=True, text=True)
     out = subprocess.run([str(exe)], input="\n".join(map(str, x)), check=True, capture_output=True,
                          text=True).stdout
     got = np.array([[int(v) for v in line.split()] for line in out.splitlines()])
@@ -324,11 +336,13 @@ def test_generated_code_compiles_as_cpp(syn, tmp_path):
         "    static int32_t scratch[(EP_CPP_SCRATCH_BYTES + 3) / 4];\n"
         "    int32_t s[EP_CPP_CLASSES];\n    return ep_cpp_predict(w, scratch, s) < 0;\n}\n")
     flags = ["-Wall", "-Wextra", "-Werror", "-I", str(tmp_path), "-I", str(C_DIR)]
-    for src in (paths["source"], C_DIR / "ep_kernels.c"):
+    sources = [paths["source"], *kernel_sources()]
+    for src in sources:
         subprocess.run(["g++", "-x", "c++", *flags, "-c", str(src), "-o",
                         str(tmp_path / (src.stem + ".o"))], check=True, capture_output=True)
-    subprocess.run(["g++", *flags, str(tmp_path / "use.cpp"), str(tmp_path / "cpp_model.o"),
-                    str(tmp_path / "ep_kernels.o"), "-o", str(tmp_path / "use")],
+    subprocess.run(["g++", *flags, str(tmp_path / "use.cpp"),
+                    *(str(tmp_path / (src.stem + ".o")) for src in sources), "-o",
+                    str(tmp_path / "use")],
                    check=True, capture_output=True)
     assert subprocess.run([str(tmp_path / "use")]).returncode == 0
 
@@ -338,7 +352,7 @@ def test_generated_code_compiles_as_cpp(syn, tmp_path):
 def test_cortex_m0plus_soft_float_build_uses_no_float(syn, tmp_path):
     _, im, _ = syn
     paths = cmodel.generate_c(im, tmp_path, "m0")
-    for src in (paths["source"], C_DIR / "ep_kernels.c", C_DIR / "ep_cnn.c"):
+    for src in (paths["source"], *kernel_sources(), C_DIR / "ep_cnn.c"):
         obj = tmp_path / (src.stem + ".o")
         subprocess.run(["arm-none-eabi-gcc", *WARN, "-Os", "-mcpu=cortex-m0plus", "-mthumb",
                         "-mfloat-abi=soft", "-I", str(tmp_path), "-I", str(C_DIR), "-c",

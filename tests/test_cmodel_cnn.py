@@ -11,6 +11,7 @@ import pytest
 from export import cmodel
 from export.cmodel import reference as ref
 from export.cmodel.codegen import C_DIR, c_array, matrix_view_definition
+from export.cmodel.kernels import kernel_sources
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="host gcc not installed")
 WARN = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
@@ -94,7 +95,7 @@ int main(void) {{
     exe = tmp_path / "cnn"
     subprocess.run(["gcc", *WARN, "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
                     "-I", str(C_DIR), str(tmp_path / "cnn.c"), str(C_DIR / "ep_cnn.c"),
-                    str(C_DIR / "ep_kernels.c"), "-o", str(exe)],
+                    *map(str, kernel_sources()), "-o", str(exe)],
                    check=True, capture_output=True, text=True)
     out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout
     got = [np.array([int(v) for v in line.split()]) for line in out.splitlines()]

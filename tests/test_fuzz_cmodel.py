@@ -32,6 +32,7 @@ from export import cmodel
 from export.cmodel import reference as ref
 from export.cmodel.cnn import IntCNN
 from export.cmodel.codegen import C_DIR
+from export.cmodel.kernels import kernel_sources
 from export.cmodel.quant import MATRICES, IntFastGRNN, Requant, sigmoid_lut
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="host gcc not installed")
@@ -236,7 +237,7 @@ def build_sanitized(im: IntFastGRNN | IntCNN, out: Path, name: str) -> Path:
     exe = out / f"fuzz_{name}"
     cmd = ["gcc", *WARN, "-O1", *SANITIZE, "-DEP_MODEL_DEFAULT_ALIASES",
            "-include", paths["header"].name, "-I", str(out), "-I", str(C_DIR),
-           str(C_DIR / "ep_host_driver.c"), str(paths["source"]), str(C_DIR / "ep_kernels.c"),
+           str(C_DIR / "ep_host_driver.c"), str(paths["source"]), *map(str, kernel_sources()),
            str(C_DIR / "ep_cnn.c"), "-o", str(exe)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0 and "sanitize" in done.stderr and "cannot find" in done.stderr:

@@ -35,7 +35,7 @@ QUICK = ["--quick", "--budget-kb", "1"]
 MODEL_BYTES = ["c_model/har2_model.h", "c_model/har2_model.c", "model_int8_step.tflite",
                "model_int8_head.tflite", "model_sparse_step.tflite",
                "model_sparse_head.tflite", "tflm/model_data.h", "tflm/model_data.cc"]
-WHOLE_FILES = [*MODEL_BYTES, "c_model/ep_kernels.h", "c_model/ep_kernels.c",
+WHOLE_FILES = [*MODEL_BYTES, "c_model/ep_kernels.h", "c_model/ep_kernels_fast.c",
                "c_model/ep_cnn.c"]
 
 

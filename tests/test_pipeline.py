@@ -28,7 +28,7 @@ ARTIFACTS = [
     "report.json", "report.md", "run.json", "model.keras", "frontier.png",
     "per_layer_sparsity.png", "confusion_matrix.png", "model_int8_step.tflite",
     "model_int8_head.tflite", "model_sparse_step.tflite", "model_sparse_head.tflite",
-    "c_model/har2_model.h", "c_model/har2_model.c", "c_model/ep_kernels.c",
+    "c_model/har2_model.h", "c_model/har2_model.c", "c_model/ep_kernels_fast.c",
     "tflm/model_data.h", "tflm/model_data.cc", "firmware/arduino", "firmware/tflm",
     "test_windows.npz",
 ]

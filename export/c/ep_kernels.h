@@ -53,6 +53,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * Build choice. The default build is the fast kernels (ep_kernels_fast_*.c: Cortex-M
+ * DSP/Thumb-2 paths, portable C elsewhere). Defining EP_KERNELS_SMALL builds the portable
+ * reference instead (ep_kernels_ref.c: plain loops, the smallest code), and EP_FORMATS
+ * (a mask of 1u << EP_FMT_*) limits it to the storage formats a model uses. Both builds
+ * compute the same values bit for bit. export.cmodel writes these two macros into
+ * ep_kernels_config.h beside a `--kernels small` model; it is picked up here when the
+ * compiler finds it on the include path.
+ */
+#if defined(__has_include)
+#if __has_include("ep_kernels_config.h")
+#include "ep_kernels_config.h"
+#endif
+#endif
+#ifndef EP_FORMATS
+#define EP_FORMATS 0x7Fu
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif

@@ -15,11 +15,16 @@ from collections.abc import Mapping
 import numpy as np
 
 from export.cmodel.cnn import IntCNN, cnn_scratch_layout
+from export.cmodel.kernels import (
+    C_DIR,
+    CONFIG_NAME,
+    check_kernels,
+    config_header,
+    kernel_files,
+    model_formats,
+)
 from export.cmodel.quant import GATE_NL, MATRICES, UPDATE_NL, IntFastGRNN, sigmoid_lut
 from export.cmodel.sparse import FORMAT_TAGS, SparseMatrix, format_sizes
-
-C_DIR = pathlib.Path(__file__).resolve().parent.parent / "c"
-"""Directory holding ep_kernels.h / ep_kernels.c (shipped as package data)."""
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
 _CTYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.uint8): "uint8_t",
@@ -472,15 +477,19 @@ def _atomic_write(path: pathlib.Path, text: str) -> None:
 
 def generate_c(model: IntFastGRNN | IntCNN, out_dir: str | os.PathLike, name: str,
                provenance: Mapping[str, object] | None = None,
-               copy_kernels: bool = False) -> dict[str, pathlib.Path]:
+               copy_kernels: bool = False, kernels: str = "fast") -> dict[str, pathlib.Path]:
     """Write ``<name>_model.h`` and ``<name>_model.c`` (FastGRNN or CNN) into ``out_dir``.
 
     ``provenance``: extra lines for the comment block (e.g. model, accuracy, sparsity);
-    ``steps`` sets the window length (default 128). ``copy_kernels`` also copies
-    ``ep_kernels.h/.c`` and ``ep_cnn.c`` beside them. Returns ``{"header", "source"[,
-    "kernels_h", "kernels_c", "cnn_c"]}``. Raises ``OSError`` (one line) when ``out_dir``
-    is not writable.
+    ``steps`` sets the window length (default 128). ``kernels``: ``fast`` or ``small``
+    (which also writes ``ep_kernels_config.h``: the portable kernels, only the model's
+    storage formats; see ``export.cmodel.kernels``). ``copy_kernels`` also copies that
+    build's kernel files and ``ep_cnn.c`` beside them (and removes the other build's).
+    Returns ``{"header", "source"[, "config"]}``. Raises
+    ``OSError`` (one line) when ``out_dir`` is not writable, ``ValueError`` for an unknown
+    ``kernels``.
     """
+    check_kernels(kernels)
     if isinstance(model, IntCNN):
         header, source = render_cnn(model, name, provenance)
     else:
@@ -493,11 +502,18 @@ def generate_c(model: IntFastGRNN | IntCNN, out_dir: str | os.PathLike, name: st
         paths = {"header": out / f"{name}_model.h", "source": out / f"{name}_model.c"}
         _atomic_write(paths["header"], header)
         _atomic_write(paths["source"], source)
+        config = out / CONFIG_NAME
+        if kernels == "small":
+            paths["config"] = config
+            _atomic_write(config, config_header(model_formats(model)))
+        elif config.is_file():
+            config.unlink()  # a fast build of a folder that held a small one
         if copy_kernels:
-            for key, fname in (("kernels_h", "ep_kernels.h"), ("kernels_c", "ep_kernels.c"),
-                               ("cnn_c", "ep_cnn.c")):
-                paths[key] = out / fname
-                _atomic_write(paths[key], (C_DIR / fname).read_text(encoding="ascii"))
+            lib = [*kernel_files(kernels), C_DIR / "ep_cnn.c"]
+            for stale in set(kernel_files("fast") + kernel_files("small")) - set(lib):
+                (out / stale.name).unlink(missing_ok=True)
+            for src in lib:
+                _atomic_write(out / src.name, src.read_text(encoding="ascii"))
     except OSError as e:
         raise OSError(f"cannot write the C model to {out}: {e.strerror or e}") from e
     return paths

@@ -2,8 +2,9 @@
 
 model_bytes = constant data sections of the model object (``.rodata*``, ``.data.rel.ro*``,
 ``.srodata*``): weights, indices, scales, biases, normalisation constants and the params
-struct. code_bytes = ``.text*`` (and jump tables in ``.rodata``) of the kernels object
-(``ep_kernels.c``, plus ``ep_cnn.c`` for a CNN) plus the model's predict function.
+struct. code_bytes = ``.text*`` (and jump tables in ``.rodata``) of the kernel objects
+(the build the model folder selects: ``ep_kernels_config.h`` beside it makes it the small
+one; plus ``ep_cnn.c`` for a CNN) plus the model's predict function.
 ram_bytes = the scratch macro (which holds the state) plus any ``.data``/``.bss`` of the
 objects (expected 0). 1 KB = 1024 B.
 """
@@ -18,7 +19,7 @@ import subprocess
 import tempfile
 from dataclasses import asdict, dataclass, field
 
-from export.cmodel.codegen import C_DIR
+from export.cmodel.kernels import C_DIR, kernel_sources
 
 _CONST = (".rodata", ".data.rel.ro", ".srodata")
 _CODE = (".text",)
@@ -73,7 +74,7 @@ def _scratch_macro(header: pathlib.Path) -> int:
 
 
 def measure_bytes(model_c: str | os.PathLike, toolchain: str = "host-gcc") -> ByteReport:
-    """Compile ``<name>_model.c`` and ``ep_kernels.c`` with ``toolchain`` and measure them.
+    """Compile ``<name>_model.c`` and the kernels with ``toolchain`` and measure them.
 
     ``toolchain``: ``host-gcc`` or ``arm-cortex-m4``. Raises ``OSError`` when the compiler
     is missing or ``ValueError`` for an unknown toolchain.
@@ -87,7 +88,9 @@ def measure_bytes(model_c: str | os.PathLike, toolchain: str = "host-gcc") -> By
     header = model_c.with_suffix(".h")
     with tempfile.TemporaryDirectory(prefix="ep_measure_") as tmp:
         objs = {}
-        sources = [("model", model_c), ("kernels", C_DIR / "ep_kernels.c")]
+        # both builds' sources: ep_kernels_config.h (if any) makes one of them empty
+        sources = [("model", model_c)] + [(f"kernels:{src.stem}", src) for src in
+                                          kernel_sources("fast") + kernel_sources("small")]
         if "ep_normalize_input(" in model_c.read_text(encoding="ascii"):
             sources.append(("cnn", C_DIR / "ep_cnn.c"))
         for key, src in sources:
