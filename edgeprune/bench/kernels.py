@@ -8,14 +8,19 @@ the classifier: at 80/5/40 the ``tests/test_cmodel.py`` model), prunes it with G
 Threshold), quantises it with ``export.cmodel.quantize_fastgrnn`` (default
 options unless given) on synthetic calibration windows, builds the firmware for the board
 (arm-none-eabi-gcc -Os) and runs it under QEMU. The result must agree bit for bit with
-the numpy reference, else the run fails.
+the numpy reference, else the run fails. ``--kernels both`` (the default) builds the same
+integer model twice, with the fast kernels and with the small (portable, only the
+model's formats) ones, and shows them side by side.
 
 JSON: ``rows`` (one per sparsity) with ``instructions_per_window`` (exact count of window
 0 from a QEMU trace), ``instruction_profile`` (per function), ``model_bytes``,
 ``matrix_bytes``, ``formats`` ({matrix: [format, bytes]}), ``scratch_bytes``,
 ``predict_stack_bytes``, ``inference_ram_bytes`` (scratch + predict stack),
-``ram_bytes`` (firmware static RAM + stack high-water), ``code_bytes``; plus ``model``
-(the architecture), ``board``, ``settings``, ``toolchain``.
+``ram_bytes`` (firmware static RAM + stack high-water), ``code_bytes`` (flash without the
+model), ``model_code_bytes`` (.text of the model and kernel objects as linked: the
+inference code), ``kernel_const_bytes``, ``kernels`` (the build); with ``--kernels both``
+each row (the fast build's) also holds ``small``: the same keys for the small build. Plus
+``model`` (the architecture), ``board``, ``settings``, ``toolchain``.
 """
 
 from __future__ import annotations
@@ -58,6 +63,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="rank of W = W1 W2 (default %(default)s; 0 = full rank)")
     p.add_argument("--u-rank", type=int, default=U_RANK,
                    help="rank of U = U1 U2 (default %(default)s; 0 = full rank)")
+    p.add_argument("--kernels", choices=("both", "fast", "small"), default="both",
+                   help="kernel builds measured (default %(default)s: side by side)")
     p.add_argument("--work-dir", default=None, help="keep the C models and firmware here")
     p.set_defaults(func=run)
     return p
@@ -104,18 +111,20 @@ def fastgrnn_params(sparsity: float, seed: int, hidden: int = HIDDEN, w_rank: in
 
 def measure(sparsity: float, seed: int, board: str, work: pathlib.Path, windows: int = 2,
             quant_options: dict[str, Any] | None = None,
-            arch: tuple[int, int, int] = (HIDDEN, W_RANK, U_RANK)) -> dict[str, Any]:
-    """One row of the benchmark: build, run (bit-exact check) and measure one model
-    (``arch`` = hidden, w_rank, u_rank)."""
+            arch: tuple[int, int, int] = (HIDDEN, W_RANK, U_RANK),
+            kernels: str = "fast") -> dict[str, Any]:
+    """One row of the benchmark: build (``kernels``: fast or small), run (bit-exact check)
+    and measure one model (``arch`` = hidden, w_rank, u_rank)."""
     from edgeprune import firmware
     from export import cmodel
 
     params = fastgrnn_params(sparsity, seed, *arch)
     cal = synthetic_windows(64, seed=seed)
     im = cmodel.quantize_fastgrnn(params, SYN_MEAN, SYN_STD, cal, **(quant_options or {}))
-    tag = f"s{round(sparsity * 100):03d}"
+    tag = f"s{round(sparsity * 100):03d}_{kernels}"
     cdir = work / f"c_{tag}"
-    cmodel.generate_c(im, cdir, "bench", provenance={"sparsity": sparsity, "seed": seed})
+    cmodel.generate_c(im, cdir, "bench", provenance={"sparsity": sparsity, "seed": seed},
+                      kernels=kernels)
     x16 = cmodel.quantize_input(im, synthetic_windows(windows, seed=seed + 1))
     classes, scores = cmodel.reference_predict(im, x16)
     mcu = firmware.build_and_run(cdir, x16, classes, board, work / f"fw_{tag}", 300.0,
@@ -140,6 +149,9 @@ def measure(sparsity: float, seed: int, board: str, work: pathlib.Path, windows:
         "inference_ram_bytes": int(mcu["inference_ram_bytes"]),
         "ram_bytes": int(mcu["ram_bytes"]),
         "code_bytes": int(mcu["code_bytes"]),
+        "model_code_bytes": int(mcu["model_code_bytes"]),
+        "kernel_const_bytes": int(mcu["kernel_const_bytes"]),
+        "kernels": kernels,
         "toolchain": mcu["toolchain"],
     }
 
@@ -166,8 +178,17 @@ def run(args: argparse.Namespace) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="ep_bench_kernels_") as tmp:
         work = pathlib.Path(args.work_dir or tmp)
-        rows = [measure(s, args.seed, args.board, work, args.windows, options, arch)
-                for s in sparsities]
+        rows = []
+        for s in sparsities:
+            builds = ("fast", "small") if args.kernels == "both" else (args.kernels,)
+            row, *other = [measure(s, args.seed, args.board, work, args.windows, options, arch,
+                                   k) for k in builds]
+            if other:
+                row["small"] = {k: v for k, v in other[0].items()
+                                if k not in ("toolchain", "formats", "sparsity",
+                                             "achieved_sparsity", "nnz_int8", "matrix_bytes",
+                                             "model_bytes")}
+            rows.append(row)
     out = {
         "benchmark": "kernels",
         "model": {"family": "fastgrnn", "hidden": args.hidden, "w_rank": args.w_rank,
@@ -175,16 +196,21 @@ def run(args: argparse.Namespace) -> int:
                   "input_dim": D, "classes": CLASSES, "steps": 128,
                   "weights": "deterministic random N(0, 0.3/0.3/0.1/0.1/1.0), Global MP"},
         "board": args.board,
-        "settings": {"seed": args.seed, "windows": args.windows, "quantize": options},
+        "settings": {"seed": args.seed, "windows": args.windows, "quantize": options,
+                     "kernels": args.kernels},
         "toolchain": rows[0]["toolchain"] if rows else {},
         "rows": [{k: v for k, v in r.items() if k != "toolchain"} for r in rows],
     }
     path = pathlib.Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"{'sparsity':>8} {'instr/window':>13} {'model B':>8} {'RAM B':>6}  formats")
+    print(f"{'sparsity':>8} {'build':>5} {'instr/window':>13} {'code B':>7} {'model B':>8} "
+          f"{'RAM B':>6}  formats")
     for r in out["rows"]:
         fmts = " ".join(f"{k}:{f}" for k, (f, _) in r["formats"].items())
-        print(f"{r['sparsity']:8.2f} {r['instructions_per_window']:13,d} {r['model_bytes']:8d} "
-              f"{r['inference_ram_bytes']:6d}  {fmts}")
+        for b in (r, r.get("small")):
+            if b is not None:
+                print(f"{r['sparsity']:8.2f} {b['kernels']:>5} {b['instructions_per_window']:13,d} "
+                      f"{b['model_code_bytes']:7d} {r['model_bytes']:8d} "
+                      f"{b['inference_ram_bytes']:6d}  {fmts}")
     return 0

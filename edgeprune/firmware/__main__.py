@@ -16,7 +16,8 @@ random windows without a reference (build without windows embeds one all-zero wi
 Where a run's result goes: in a pipeline's run folder (it holds run.json), only a run of
 the pipeline's own measurement (its C model and all its test windows on mps2-an386,
 exact count, key mcu) updates report.json and report.md together; any other run
-(--synthetic, --windows, --windows-file, --c-model, --board, --no-trace, --report-key)
+(--synthetic, --windows, --windows-file, --c-model, --board, --no-trace, --kernels,
+--report-key)
 is merged into OUT/firmware/board_runs.json instead. Elsewhere it is merged into
 OUT/report.json. A report that exists but cannot be read is never replaced (exit 2).
 
@@ -90,6 +91,7 @@ def _not_the_pipelines(args: argparse.Namespace, out: Path, c_model: Path) -> li
         (c_model.resolve() != (out / "c_model").resolve(), "another C model (--c-model)"),
         (args.board != PIPELINE_BOARD, f"board {args.board}"),
         (args.no_trace, "--no-trace"),
+        (args.kernels is not None, f"--kernels {args.kernels}"),
         (args.report_key != "mcu", f"--report-key {args.report_key}"),
         (not (out / "report.json").exists(), "the run has not finished (no report.json)"),
     ) if flag]
@@ -162,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="count instructions with SysTick only (skip the exact trace; default: off)",
     )
+    parser.add_argument("--kernels", choices=("fast", "small"), default=None,
+                        help="C kernels: fast (Cortex-M fast paths) or small (portable, "
+                             "-Os); default: the C model folder's (small when it holds "
+                             "ep_kernels_config.h)")
     parser.add_argument("--report-key", default="mcu",
                         help="section name the result is merged under (default mcu)")
     return parser
@@ -191,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         windows, expected = _load_windows(args, c_model)
         fw_dir = out / "firmware" / args.board
         if args.command == "build":
-            res = build_firmware(c_model, windows, expected, args.board, fw_dir)
+            res = build_firmware(c_model, windows, expected, args.board, fw_dir, args.kernels)
             print(json.dumps(res, indent=2))
             return 0
         target, note = _destination(args, out, c_model)
@@ -203,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             fw_dir,
             timeout_s=args.timeout,
             exact=not args.no_trace,
+            kernels=args.kernels,
         )
         _store(args, out, target, mcu)
         if note:

@@ -36,6 +36,7 @@ from edgeprune.firmware._errors import (
     ToolchainMissing,
     UnknownBoard,
 )
+from edgeprune.firmware._kernels import with_kernels
 
 #: QEMU boards the templates support (the Makefile holds each one's gcc flags).
 BOARDS: dict[str, dict[str, str]] = {
@@ -319,10 +320,12 @@ def generate_firmware(
     expected: np.ndarray,
     board: str,
     out_dir: str | os.PathLike[str],
+    kernels: str | None = None,
 ) -> Path:
     """Write the firmware source tree into ``out_dir`` (replacing it) and return it.
 
-    ``out_dir`` gets the cortex_m template, ``model/`` with the C model files, and the
+    ``out_dir`` gets the cortex_m template, ``model/`` with the C model files (with the
+    ``kernels`` build, fast or small; None: the one the C model folder has), and the
     generated ``ep_config.h`` and ``windows.h``.
     """
     check_board(board)
@@ -331,8 +334,11 @@ def generate_firmware(
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("build", "*.md"), dirs_exist_ok=True)
     (dst / MARKER).write_text("written by edgeprune.firmware; the folder is replaced on rebuild\n")
     (dst / "model").mkdir()
-    for f in model.files:
+    files, kernels_config, _ = with_kernels(model.files, kernels)
+    for f in files:
         shutil.copy2(f, dst / "model" / f.name)
+    if kernels_config is not None:
+        (dst / "model" / "ep_kernels_config.h").write_text(kernels_config)
     (dst / "ep_config.h").write_text(render_config(model))
     win = string.Template((src / "windows.h.in").read_text()).substitute(
         num_windows=windows.shape[0],
@@ -693,17 +699,20 @@ def build_firmware(
     expected_classes: Any | None,
     board: str,
     out_dir: str | os.PathLike[str],
+    kernels: str | None = None,
 ) -> dict[str, Any]:
-    """Generate and compile the firmware; return its sizes (no QEMU needed).
+    """Generate and compile the firmware (``kernels``: fast, small, or None: as the C
+    model folder says); return its sizes (no QEMU needed).
 
     Returns a dict with ``board``, ``cpu``, ``elf``, ``flash_bytes`` (text + rodata + data
     + vectors, without the embedded test windows), ``static_ram_bytes`` (data + bss),
     ``model_bytes`` (const data of the compiled ``<name>_model.o``), ``kernel_const_bytes``
     (const data of the kernels, e.g. the sigmoid table), ``code_bytes`` (flash minus model
     bytes), ``model_code_bytes`` (.text of the model and kernel objects as linked: the
-    inference code without the board/printing code), ``testdata_bytes`` and the sections.
+    inference code without the board/printing code), ``kernels`` (the build),
+    ``testdata_bytes`` and the sections.
     """
-    return _build(c_model_dir, windows_int, expected_classes, board, out_dir)[0]
+    return _build(c_model_dir, windows_int, expected_classes, board, out_dir, kernels)[0]
 
 
 def _build(
@@ -712,13 +721,14 @@ def _build(
     expected_classes: Any | None,
     board: str,
     out_dir: str | os.PathLike[str],
+    kernels: str | None = None,
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """build_firmware, also returning the checked windows and expected classes."""
     info = check_board(board)
     check_toolchain(need_qemu=False)
     model = find_c_model(c_model_dir)
     windows, expected = _check_windows(model, windows_int, expected_classes)
-    src = generate_firmware(model, windows, expected, board, out_dir)
+    src = generate_firmware(model, windows, expected, board, out_dir, kernels)
     elf = compile_firmware(src, board)
     sec = section_sizes(elf)
     flash = sum(sec.get(s, 0) for s in FLASH_SECTIONS)
@@ -743,6 +753,7 @@ def _build(
             "kernel_const_bytes": kernel_bytes,
             "code_bytes": flash - model_bytes,
             "model_code_bytes": model_code,
+            "kernels": with_kernels(model.files, kernels)[2],
             "static_ram_bytes": sec.get(".data", 0) + sec.get(".bss", 0),
             "testdata_bytes": sec.get(".ep_testdata", 0),
             "sections": {s: sec[s] for s in (*FLASH_SECTIONS, ".bss", ".ep_testdata") if s in sec},
@@ -760,6 +771,7 @@ def build_and_run(
     out_dir: str | os.PathLike[str] = "firmware",
     timeout_s: float = 60.0,
     exact: bool = True,
+    kernels: str | None = None,
 ) -> dict[str, Any]:
     """Build the C model in ``c_model_dir`` for ``board``, run it on ``windows_int`` under QEMU.
 
@@ -774,6 +786,8 @@ def build_and_run(
       * ``timeout_s`` bounds the QEMU run; a hang raises FirmwareHung.
       * ``exact``: count window 0 exactly from an execution trace (and profile it); else,
         or when the trace would be too long, SysTick x 40 (``instruction_method`` says).
+      * ``kernels``: the C kernel build, ``fast`` or ``small`` (None: the C model folder's,
+        small when it holds ``ep_kernels_config.h``); the report's ``kernels`` names it.
 
     Returns the ``mcu`` report section: ``board``, ``cpu``, ``flash_bytes``, ``ram_bytes``
     (data + bss + measured stack high-water), ``model_bytes``, ``instructions_per_window``,
@@ -783,7 +797,8 @@ def build_and_run(
     """
     check_board(board)
     check_toolchain(need_qemu=True)
-    built, windows, expected = _build(c_model_dir, windows_int, expected_classes, board, out_dir)
+    built, windows, expected = _build(c_model_dir, windows_int, expected_classes, board, out_dir,
+                                      kernels)
     n = windows.shape[0]
     elf = Path(built["elf"])
     rc, out, wall = run_qemu(elf, board, timeout_s)
@@ -809,6 +824,7 @@ def build_and_run(
         "model": built["model"],
         "code_bytes": built["code_bytes"],
         "model_code_bytes": built["model_code_bytes"],
+        "kernels": built["kernels"],
         "kernel_const_bytes": built["kernel_const_bytes"],
         "static_ram_bytes": built["static_ram_bytes"],
         "stack_max_bytes": res["stack_max"],

@@ -51,7 +51,7 @@ def export_model(ctx: StageContext, best: Candidate,
         model.save(str(keras_file))
         files["model.keras"] = keras_file.read_bytes()
         int_model, c_size, smallest_bytes = measure.fastest_fitting(
-            fam, ds, model, budget, Path(tmp) / "c_model", provenance)
+            fam, ds, model, budget, Path(tmp) / "c_model", provenance, ctx.config.kernels)
         files.update(_read_tree(Path(tmp) / "c_model", "c_model"))
         c_pred = fam.c_predict(int_model, ds.test.x)
 

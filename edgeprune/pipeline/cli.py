@@ -121,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "training and validation volunteers together (the epochs chosen "
                              "on validation) and ship it if it still fits; about doubles the "
                              "training time")
+    parser.add_argument("--kernels", choices=("fast", "small"), default="fast",
+                        help="C kernels shipped with the model: fast (Cortex-M DSP/Thumb-2 "
+                             "paths, default) or small (portable loops at -Os, only the "
+                             "storage formats the model uses: the least flash)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke-test mode: few epochs, few candidates, few windows")
     parser.add_argument("--no-firmware", action="store_true",

@@ -49,6 +49,7 @@ class RunConfig:
     workers: int | None  # None: every core
     ray_address: str | None
     data_fingerprint: str | None = None  # har_data.fingerprint of the data read (run sets it)
+    kernels: str = "fast"  # the C kernels shipped: fast (Cortex-M fast paths) or small
 
     @property
     def budget_bytes(self) -> int:
@@ -65,7 +66,8 @@ class RunConfig:
                    out=Path(args.out), seed=args.seed, min_threshold=args.min_threshold,
                    max_instructions=args.max_instructions, refit=args.refit,
                    quick=args.quick, firmware=not args.no_firmware,
-                   workers=args.workers, ray_address=args.ray_address)
+                   workers=args.workers, ray_address=args.ray_address,
+                   kernels=args.kernels)
 
     def identity(self) -> dict[str, Any]:
         """What defines the run's results (``run.json``; a rerun resumes only when equal).
@@ -89,4 +91,6 @@ class RunConfig:
             keys["max_instructions"] = self.max_instructions
         if self.refit:
             keys["refit"] = True
+        if self.kernels != "fast":
+            keys["kernels"] = self.kernels
         return {**keys, "quick": self.quick}

@@ -97,9 +97,10 @@ FAMILIES = {"fastgrnn": FastGRNNFamily(), "cnn": CNNFamily()}
 
 
 def write_c_model(
-    int_model: Any, out_dir: pathlib.Path, provenance: dict[str, Any]
+    int_model: Any, out_dir: pathlib.Path, provenance: dict[str, Any], kernels: str = "fast"
 ) -> pathlib.Path:
-    """Generate the C model (with its kernels beside it) into ``out_dir``; returns the .c."""
+    """Generate the C model (with its ``kernels`` build, ``fast`` or ``small``, beside it)
+    into ``out_dir``; returns the .c."""
     paths = cmodel.generate_c(int_model, out_dir, "har2", provenance=provenance,
-                              copy_kernels=True)
+                              copy_kernels=True, kernels=kernels)
     return pathlib.Path(paths["source"])

@@ -118,7 +118,7 @@ def train_dense(ctx: StageContext, arch: Arch) -> tuple[DenseResult, Weights]:
 
 
 def _row(ctx: StageContext, arch: Arch, sparsity: float, model: Any, **extra: Any) -> Candidate:
-    m = measure.measure(ctx.family, ctx.ds, model)
+    m = measure.measure(ctx.family, ctx.ds, model, ctx.config.kernels)
     return Candidate(arch=arch.label, hidden=arch.hidden, w_rank=arch.w_rank,
                      u_rank=arch.u_rank, filters=arch.filters, sparsity=sparsity,
                      fits=m.model_bytes <= ctx.config.budget_bytes,
@@ -162,7 +162,7 @@ def probe_speed(ctx: StageContext, arch: Arch, dense: Weights,
 
     def fast(sparsity: float) -> bool:
         count = measure.instructions(ctx.family, ctx.ds, _one_shot(ctx, arch, dense, sparsity),
-                                     ctx.config.budget_bytes)
+                                     ctx.config.budget_bytes, ctx.config.kernels)
         rows.append(SpeedProbe(arch.label, sparsity, count))
         return count <= limit
 
@@ -254,7 +254,8 @@ def candidate_speed(ctx: StageContext, candidate: Candidate,
                     weights: Weights) -> CandidateSpeed:
     """With ``--max-instructions``: a fine-tuned candidate's instructions per window."""
     return CandidateSpeed(candidate.weights, measure.instructions(
-        ctx.family, ctx.ds, ctx.model(candidate.spec, weights), ctx.config.budget_bytes))
+        ctx.family, ctx.ds, ctx.model(candidate.spec, weights), ctx.config.budget_bytes,
+        ctx.config.kernels))
 
 
 def refit(ctx: StageContext, best: Candidate, dense: DenseResult) -> tuple[RefitResult, Weights]:
@@ -279,7 +280,8 @@ def refit(ctx: StageContext, best: Candidate, dense: DenseResult) -> tuple[Refit
     fits = model_bytes <= ctx.config.budget_bytes
     count = None
     if ctx.config.max_instructions is not None and fits:
-        count = measure.instructions(ctx.family, ctx.ds, model, ctx.config.budget_bytes)
+        count = measure.instructions(ctx.family, ctx.ds, model, ctx.config.budget_bytes,
+                                     ctx.config.kernels)
         fits = count <= ctx.config.max_instructions
     _done(ctx, f"refit-dense-{arch.label}")
     return RefitResult(tag, len(everything[0]), dense.selected_epoch, finetune_epochs,

@@ -1,6 +1,6 @@
 /*
  * ep_cnn.c -- integer CNN layers (Conv1D+ReLU, MaxPooling1D, GlobalAveragePooling1D, Dense)
- * on top of ep_spmv. Separate from ep_kernels.c so a FastGRNN build does not carry them.
+ * on top of ep_spmv. Separate from the FastGRNN kernels so a FastGRNN build does not carry them.
  * See ep_kernels.h for the number formats and saturation rules.
  */
 #include "ep_kernels.h"

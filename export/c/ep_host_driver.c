@@ -3,7 +3,7 @@
  *
  * Build (the model header is forced in, with its generic aliases):
  *   cc -std=c99 -DEP_MODEL_DEFAULT_ALIASES -include <name>_model.h -I<dir> \
- *      ep_host_driver.c <name>_model.c ep_kernels.c -o driver
+ *      ep_host_driver.c <name>_model.c ep_kernels_fast*.c -o driver
  * stdin: int16 little-endian windows, EP_MODEL_INPUT_LEN values each, back to back.
  * stdout: one line per window: "<class> <score0> <score1> ...".
  */

@@ -147,20 +147,4 @@ void ep_spmv(const ep_matrix_t *m, const int16_t *x, int32_t *y)
     ep_rows(&k, m->rows, x, y);
 }
 
-/* The cursor over stored matrix s with the given shape. */
-void ep_cursor(ep_cursor_t *k, const ep_fastgrnn_t *p, const ep_sparse_t *s,
-                      unsigned rows, unsigned cols)
-{
-    ep_matrix_t m;
-    m.values = EP_POOL(p, int8_t, EP_POOL_I8) + s->values;
-    m.index = s->format == EP_FMT_CSR16
-                  ? (const void *)(EP_POOL(p, uint16_t, EP_POOL_U16) + s->index)
-                  : (const void *)(EP_POOL(p, uint8_t, EP_POOL_U8) + s->index);
-    m.rows = (uint16_t)rows;
-    m.cols = (uint16_t)cols;
-    m.nnz = s->nnz;
-    m.format = s->format;
-    ep_cursor_init(k, &m);
-}
-
 #endif /* !EP_KERNELS_SMALL */

@@ -187,10 +187,6 @@ void ep_rows_zero(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y);
 /* Sets up k at the first row of m and picks its row walk (ep_kernels_fast.c). */
 void ep_cursor_init(ep_cursor_t *k, const ep_matrix_t *m);
 
-/* The cursor over the stored matrix s of model p with the given shape. */
-void ep_cursor(ep_cursor_t *k, const ep_fastgrnn_t *p, const ep_sparse_t *s, unsigned rows,
-               unsigned cols);
-
 /* y[i] = dot(row i of the cursor's next n rows, x); the cursor moves past them. */
 EP_INLINE void ep_rows(ep_cursor_t *k, unsigned n, const int16_t *x, int32_t *y)
 {

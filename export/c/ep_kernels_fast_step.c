@@ -91,6 +91,22 @@ int32_t ep_nonlinearity(int kind, int32_t pre, const ep_fastgrnn_t *p)
 }
 
 
+/* The cursor over stored matrix s with the given shape. */
+static void ep_cursor(ep_cursor_t *k, const ep_fastgrnn_t *p, const ep_sparse_t *s,
+                      unsigned rows, unsigned cols)
+{
+    ep_matrix_t m;
+    m.values = EP_POOL(p, int8_t, EP_POOL_I8) + s->values;
+    m.index = s->format == EP_FMT_CSR16
+                  ? (const void *)(EP_POOL(p, uint16_t, EP_POOL_U16) + s->index)
+                  : (const void *)(EP_POOL(p, uint8_t, EP_POOL_U8) + s->index);
+    m.rows = (uint16_t)rows;
+    m.cols = (uint16_t)cols;
+    m.nnz = s->nnz;
+    m.format = s->format;
+    ep_cursor_init(k, &m);
+}
+
 /* Constants of the state update of one step. */
 typedef struct {
     ep_nl_t nl;
@@ -556,23 +572,27 @@ static ep_rows_rq_fn ep_rows_rq_of(ep_rows_fn rows)
 /* The step's cursor templates (apart from ep_step_init, whose frame is large). */
 EP_NOINLINE void ep_step_cursors(ep_step_t *s, const ep_fastgrnn_t *p)
 {
-    if (p->w_rank > 0u) {
-        ep_ktpl_init(&s->kt[EP_KT_W1], p, &p->w1, p->w_rank, p->input_dim);
-        ep_ktpl_init(&s->kt[EP_KT_W2], p, &p->w2, p->hidden, p->w_rank);
+    /* the shape in locals: ep_cursor_init (another file) could, for all the compiler
+     * knows, write *p, which would reload each field after every call */
+    const unsigned rw = p->w_rank;
+    unsigned H, ru;
+    if (rw > 0u) {
+        ep_ktpl_init(&s->kt[EP_KT_W1], p, &p->w1, rw, p->input_dim);
+        ep_ktpl_init(&s->kt[EP_KT_W2], p, &p->w2, p->hidden, rw);
     } else {
         ep_ktpl_init(&s->kt[EP_KT_W1], p, &p->w1, p->hidden, p->input_dim);
     }
-    if (p->u_rank > 0u) {
-        ep_ktpl_init(&s->kt[EP_KT_U1], p, &p->u1, p->u_rank, p->hidden);
-        ep_ktpl_init(&s->kt[EP_KT_U2], p, &p->u2, p->hidden, p->u_rank);
+    H = p->hidden;
+    ru = p->u_rank;
+    if (ru > 0u) {
+        ep_ktpl_init(&s->kt[EP_KT_U1], p, &p->u1, ru, H);
+        ep_ktpl_init(&s->kt[EP_KT_U2], p, &p->u2, H, ru);
     } else {
-        ep_ktpl_init(&s->kt[EP_KT_U1], p, &p->u1, p->hidden, p->hidden);
+        ep_ktpl_init(&s->kt[EP_KT_U1], p, &p->u1, H, H);
     }
 #ifdef EP_ROWS_RQ
-    s->rqw = p->w_rank > 0u && p->rq_shift[EP_RQ_A] >= 33 ? ep_rows_rq_of(s->kt[EP_KT_W1].rows)
-                                                          : NULL;
-    s->rqu = p->u_rank > 0u && p->rq_shift[EP_RQ_V] >= 33 ? ep_rows_rq_of(s->kt[EP_KT_U1].rows)
-                                                          : NULL;
+    s->rqw = rw > 0u && p->rq_shift[EP_RQ_A] >= 33 ? ep_rows_rq_of(s->kt[EP_KT_W1].rows) : NULL;
+    s->rqu = ru > 0u && p->rq_shift[EP_RQ_V] >= 33 ? ep_rows_rq_of(s->kt[EP_KT_U1].rows) : NULL;
 #endif
 }
 

@@ -78,63 +78,82 @@ static void ep_walk_init(ep_walk_t *k, const ep_matrix_t *m)
 static void ep_walk_rows(ep_walk_t *k, unsigned n, const int16_t *x, int32_t *y)
 {
     const ep_matrix_t *m = k->m;
-    const unsigned cols = m->cols;
+    const unsigned cols = m->cols, fmt = m->nnz == 0u && m->format != EP_FMT_DENSE
+                                              ? EP_FMT_NONE /* all zero: index may be NULL */
+                                              : m->format;
     const uint8_t *idx8 = (const uint8_t *)m->index;
     const uint16_t *idx16 = (const uint16_t *)m->index;
     const int8_t *w = m->values;
-    uint32_t j = k->value;
-    unsigned i, c, r;
+    const uint32_t r0 = k->row;
+    uint32_t j = k->value, r;
+    unsigned c;
 
-    for (i = 0; i < n; i++) {
-        int32_t sum = 0;
-        r = k->row + i;
-        if (m->nnz == 0u && m->format != EP_FMT_DENSE) {
-            /* every row is zero; index/values may be NULL */
-        } else if (EP_HAS(EP_FMT_DENSE) && m->format == EP_FMT_DENSE) {
-            /* each full group of 4 columns is stored in the order (0, 2, 1, 3) */
-            const int8_t *row = w + (uint32_t)r * cols;
-            for (c = 0; c < cols; c++) {
-                unsigned s = c < (cols & ~3u) ? (c & ~3u) | ((c & 1u) << 1) | ((c >> 1) & 1u) : c;
-                sum += (int32_t)row[s] * x[c];
+    for (r = 0; r < n; r++) {
+        y[r] = 0;
+    }
+    if (EP_HAS(EP_FMT_DENSE) && fmt == EP_FMT_DENSE) {
+        /* row-major; each full group of 4 columns is stored in the order (0, 2, 1, 3) */
+        for (r = r0; r < r0 + n; r++) {
+            const int8_t *v = w + r * cols;
+            for (c = 0; c + 4u <= cols; c += 4u, v += 4) {
+                y[r - r0] += (int32_t)v[0] * x[c] + (int32_t)v[2] * x[c + 1] +
+                             (int32_t)v[1] * x[c + 2] + (int32_t)v[3] * x[c + 3];
             }
-        } else if (EP_HAS(EP_FMT_CSR8) && m->format == EP_FMT_CSR8) {
+            for (; c < cols; c++) {
+                y[r - r0] += (int32_t)*v++ * x[c];
+            }
+        }
+    } else if (EP_HAS(EP_FMT_CSR8) && fmt == EP_FMT_CSR8) {
+        /* count[rows], then the column of each nonzero */
+        for (r = r0; r < r0 + n; r++) {
             for (c = idx8[r]; c > 0u; c--, j++) {
-                sum += (int32_t)w[j] * x[idx8[m->rows + j]];
+                y[r - r0] += (int32_t)w[j] * x[idx8[m->rows + j]];
             }
-        } else if (EP_HAS(EP_FMT_CSR16) && m->format == EP_FMT_CSR16) {
+        }
+    } else if (EP_HAS(EP_FMT_CSR16) && fmt == EP_FMT_CSR16) {
+        for (r = r0; r < r0 + n; r++) {
             for (c = idx16[r]; c > 0u; c--, j++) {
-                sum += (int32_t)w[j] * x[idx16[m->rows + j]];
+                y[r - r0] += (int32_t)w[j] * x[idx16[m->rows + j]];
             }
-        } else if (EP_HAS(EP_FMT_CSR8N) && m->format == EP_FMT_CSR8N) {
-            const uint8_t *col = idx8 + (m->rows + 1u) / 2u;
+        }
+    } else if (EP_HAS(EP_FMT_CSR8N) && fmt == EP_FMT_CSR8N) {
+        /* counts as nibbles (low first), then the columns */
+        const uint8_t *col = idx8 + (m->rows + 1u) / 2u;
+        for (r = r0; r < r0 + n; r++) {
             for (c = (idx8[r / 2u] >> (4u * (r & 1u))) & 15u; c > 0u; c--, j++) {
-                sum += (int32_t)w[j] * x[col[j]];
+                y[r - r0] += (int32_t)w[j] * x[col[j]];
             }
-        } else if (EP_HAS(EP_FMT_ROWMASK) && m->format == EP_FMT_ROWMASK) {
+        }
+    } else if (EP_HAS(EP_FMT_ROWMASK) && fmt == EP_FMT_ROWMASK) {
+        /* one mask byte per row: bit c = column c is nonzero */
+        for (r = r0; r < r0 + n; r++) {
             for (c = 0; c < cols; c++) {
                 if (idx8[r] & (1u << c)) {
-                    sum += (int32_t)w[j++] * x[c];
-                }
-            }
-        } else if (EP_HAS(EP_FMT_BITMASK) && m->format == EP_FMT_BITMASK) {
-            uint32_t bit = (uint32_t)r * cols;
-            for (c = 0; c < cols; c++, bit++) {
-                if (idx8[bit / 8u] & (1u << (bit & 7u))) {
-                    sum += (int32_t)w[j++] * x[c];
-                }
-            }
-        } else if (EP_HAS(EP_FMT_RLE4) && m->format == EP_FMT_RLE4) {
-            const uint32_t end = ((uint32_t)r + 1u) * cols;
-            while (j < m->nnz && k->next < end) {
-                sum += (int32_t)w[j++] * x[k->next - (uint32_t)r * cols];
-                if (j < m->nnz) {
-                    k->next = ep_rle4_next(k, k->next + 1u);
+                    y[r - r0] += (int32_t)w[j++] * x[c];
                 }
             }
         }
-        y[i] = sum;
+    } else if (EP_HAS(EP_FMT_BITMASK) && fmt == EP_FMT_BITMASK) {
+        /* one bit per element of the row-major matrix */
+        uint32_t bit = r0 * cols;
+        for (r = r0; r < r0 + n; r++) {
+            for (c = 0; c < cols; c++, bit++) {
+                if (idx8[bit / 8u] & (1u << (bit & 7u))) {
+                    y[r - r0] += (int32_t)w[j++] * x[c];
+                }
+            }
+        }
+    } else if (EP_HAS(EP_FMT_RLE4) && fmt == EP_FMT_RLE4) {
+        /* the nonzeros in order: k->next is the flat index of the next one */
+        while (j < m->nnz && k->next < (r0 + n) * cols) {
+            r = k->next / cols;
+            y[r - r0] += (int32_t)w[j++] * x[k->next - r * cols];
+            if (j < m->nnz) {
+                k->next = ep_rle4_next(k, k->next + 1u);
+            }
+        }
     }
-    k->row += n;
+    k->row = r0 + n;
     k->value = j;
 }
 

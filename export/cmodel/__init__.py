@@ -10,8 +10,9 @@ Typical use::
     report = cmodel.measure_bytes("out/har2_model.c")                    # model/code/ram bytes
 
 The HAR CNN goes the same way: ``quantize_cnn(cnn_layers_from_keras(model), ...)``.
-The C side is ``export/c/ep_kernels.{h,c}`` and ``ep_cnn.c`` (``cmodel.C_DIR``) plus the
-generated files.
+The C side is ``export/c`` (``cmodel.C_DIR``): ``ep_kernels.h`` with its two builds
+(fast: ``ep_kernels_fast*.c``; small: ``ep_kernels_ref.c``, see ``export.cmodel.kernels``)
+and ``ep_cnn.c``, plus the generated files.
 """
 
 from export.cmodel.cnn import (

@@ -1,4 +1,5 @@
-"""numpy reference of the C model's integer arithmetic (bit-exact with export/c/ep_kernels.c).
+"""numpy reference of the C model's integer arithmetic (bit-exact with both kernel builds
+of export/c: ep_kernels_fast*.c and ep_kernels_ref.c).
 
 Vectorised over windows: int64 numpy arrays; matrix products run in float64, which is
 exact here because every product and partial sum is an integer below 2^53.
@@ -37,7 +38,7 @@ def _sat16(v: np.ndarray) -> np.ndarray:
 def _sigmoid_q15(x: np.ndarray, m: IntFastGRNN) -> np.ndarray:
     """sigmoid of Q``pre_frac`` values in Q15: the table over [-8, 8] (the stored half over
     [0, 8] mirrored as 32768 - y) interpolated at clamp(x, -8, 8 - 2^-pre_frac), rounding
-    half up; computed from the stored half as in ``ep_kernels.c``."""
+    half up; computed from the stored half as in ``ep_kernels_ref.c``."""
     lim = 8 << m.pre_frac
     sb = m.pre_frac - m.lut_shift
     s = 1 << sb
