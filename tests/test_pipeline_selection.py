@@ -240,3 +240,21 @@ def test_a_finetuned_candidate_over_the_budget_is_pruned_on_until_it_fits(tmp_pa
     ctx = stages.StageContext(dataclasses.replace(config, budget_kb=total / 1024), None)
     row, _ = stages.finetune(ctx, arch, dense, 0.5)  # one that fits is left as it is
     assert row.sparsity == row.finetuned_sparsity == 0.5
+
+
+def test_kernels_option_reaches_the_config_and_identity(tmp_path):
+    """``--kernels small`` is part of the run's identity (a fast run's folder is not
+    resumed as a small one); the default fast leaves the identity as before."""
+    import dataclasses
+
+    from edgeprune.pipeline.cli import build_parser
+
+    args = build_parser().parse_args(["--kernels", "small", "--out", str(tmp_path)])
+    config = RunConfig.from_args(args)
+    assert config.kernels == "small" and config.identity()["kernels"] == "small"
+    fast = RunConfig.from_args(build_parser().parse_args(["--out", str(tmp_path)]))
+    assert fast.kernels == "fast" and "kernels" not in fast.identity()
+    assert dataclasses.replace(_config(tmp_path), kernels="fast").identity() == \
+        _config(tmp_path).identity()
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--kernels", "tiny"])
