@@ -148,17 +148,65 @@ def _export_c_dir() -> Path | None:
 _MAIN_RE = re.compile(r"^\s*int\s+main\s*\(", re.MULTILINE)
 
 
-def find_c_model(c_model_dir: str | os.PathLike[str]) -> CModel:
-    """Find the generated model in ``c_model_dir`` (``<name>_model.h`` and ``.c``).
+def _model_files(d: Path) -> list[Path]:
+    """Every ``.h`` and every ``.c`` but a host driver (with a ``main``) of folder ``d``."""
+    return sorted(
+        p
+        for p in d.iterdir()
+        if p.is_file()
+        and (
+            p.suffix == ".h"
+            or p.suffix == ".c"
+            and not _MAIN_RE.search(p.read_text(errors="replace"))
+        )
+    )
 
-    Every ``.c``/``.h`` in the folder is part of the model; when it includes a header the
-    folder lacks (``ep_kernels.h``), the kernel library of ``export/c`` is added (every
-    ``.c``/``.h`` there but host drivers with a ``main``; unused code is dropped by
-    ``--gc-sections``). Raises MissingCModel.
+
+def _from_manifest(d: Path, path: Path) -> CModel:
+    """The model a generator's manifest describes (``export.cmodel.manifest``): its names
+    as written, its files, and the kernel library of its build from ``export/c`` when the
+    folder holds no copy."""
+    from export.cmodel.kernels import C_DIR, kernel_files
+    from export.cmodel.manifest import Manifest
+
+    try:
+        m = Manifest.from_json(path.read_text(errors="replace"))
+    except ValueError as err:
+        raise MissingCModel(f"{path}: {err}") from None
+    for f in (m.header, m.source):
+        if not (d / f).is_file():
+            raise MissingCModel(f"{path} names {f}, which {d} lacks")
+    files = _model_files(d)
+    have = {p.name for p in files}
+    if "ep_kernels.h" not in have:
+        files += [p for p in (*kernel_files(m.kernels), C_DIR / "ep_cnn.c") if p.name not in have]
+    return CModel(name=m.name, header=d / m.header, files=tuple(files), predict_fn=m.predict_fn,
+                  input_type=m.input_type, input_len=m.input_len, num_classes=m.num_classes,
+                  scratch_bytes=m.scratch_bytes)
+
+
+def find_c_model(c_model_dir: str | os.PathLike[str]) -> CModel:
+    """Find the model in ``c_model_dir``: the generator's manifest ``<name>_model.json``
+    says its names and files (every ``.c``/``.h`` in the folder, plus the kernel library
+    of its build when the folder has no copy).
+
+    A folder without a manifest (a hand-written model, or one generated before manifests)
+    is read from its ``<name>_model.h``: every ``.c``/``.h`` in the folder is part of the
+    model; when it includes a header the folder lacks (``ep_kernels.h``), the kernel
+    library of ``export/c`` is added (every ``.c``/``.h`` there but host drivers with a
+    ``main``; unused code is dropped by ``--gc-sections``). Raises MissingCModel.
     """
     d = Path(c_model_dir)
     if not d.is_dir():
         raise MissingCModel(f"no C model: {d} is not a folder")
+    manifests = sorted(d.glob("*_model.json"))
+    if len(manifests) > 1:
+        raise MissingCModel(
+            f"several C models in {d} ({', '.join(m.name for m in manifests)}); "
+            "pass one folder each"
+        )
+    if manifests:
+        return _from_manifest(d, manifests[0])
     headers = sorted(d.glob("*_model.h"))
     headers = [h for h in headers if h.with_suffix(".c").is_file()]
     if not headers:
@@ -200,16 +248,7 @@ def find_c_model(c_model_dir: str | os.PathLike[str]) -> CModel:
     ]
     if missing:
         raise MissingCModel(f"{header}: no macro for {', '.join(missing)}")
-    files = sorted(
-        p
-        for p in d.iterdir()
-        if p.is_file()
-        and (
-            p.suffix == ".h"
-            or p.suffix == ".c"
-            and not _MAIN_RE.search(p.read_text(errors="replace"))
-        )
-    )
+    files = _model_files(d)
     have = {p.name for p in files}
     extra: list[Path] = []
     kernels = _export_c_dir()

@@ -23,6 +23,7 @@ from export.cmodel.kernels import (
     kernel_files,
     model_formats,
 )
+from export.cmodel.manifest import Manifest, manifest_path
 from export.cmodel.quant import GATE_NL, MATRICES, UPDATE_NL, IntFastGRNN, sigmoid_lut
 from export.cmodel.sparse import FORMAT_TAGS, SparseMatrix, format_sizes
 
@@ -485,7 +486,9 @@ def generate_c(model: IntFastGRNN | IntCNN, out_dir: str | os.PathLike, name: st
     (which also writes ``ep_kernels_config.h``: the portable kernels, only the model's
     storage formats; see ``export.cmodel.kernels``). ``copy_kernels`` also copies that
     build's kernel files and ``ep_cnn.c`` beside them (and removes the other build's).
-    Returns ``{"header", "source"[, "config"]}``. Raises
+    Also writes the manifest ``<name>_model.json`` (``export.cmodel.manifest``: what a
+    firmware builder needs to know). Returns ``{"header", "source", "manifest"[,
+    "config"]}``. Raises
     ``OSError`` (one line) when ``out_dir`` is not writable, ``ValueError`` for an unknown
     ``kernels``.
     """
@@ -502,6 +505,9 @@ def generate_c(model: IntFastGRNN | IntCNN, out_dir: str | os.PathLike, name: st
         paths = {"header": out / f"{name}_model.h", "source": out / f"{name}_model.c"}
         _atomic_write(paths["header"], header)
         _atomic_write(paths["source"], source)
+        paths["manifest"] = manifest_path(out, name)
+        _atomic_write(paths["manifest"],
+                      Manifest.for_model(name, kernels, model_formats(model)).to_json())
         config = out / CONFIG_NAME
         if kernels == "small":
             paths["config"] = config
