@@ -383,9 +383,10 @@ def test_generated_files_are_deterministic(syn, tmp_path):
     a = cmodel.generate_c(im, tmp_path / "a", "det", provenance={"sparsity": 0.9})
     im2 = cmodel.quantize_fastgrnn(params, SYN_MEAN, SYN_STD, synthetic_windows(96, seed=1))
     b = cmodel.generate_c(im2, tmp_path / "b", "det", provenance={"sparsity": 0.9})
-    for key in ("header", "source"):
+    for key in ("header", "source", "manifest"):
         assert a[key].read_bytes() == b[key].read_bytes()
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["det_model.c", "det_model.h"]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
+        "det_model.c", "det_model.h", "det_model.json"]
 
 
 # ---------------------------------------------------------------- accuracy
