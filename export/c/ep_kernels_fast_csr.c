@@ -2,7 +2,7 @@
  * ep_kernels_fast_csr.c -- dense and compressed-row (csr8, csr8n, csr16) row walks:
  * SMLAD pairs for dense rows, Thumb-2 jump tables into unrolled multiply-adds for short rows.
  * Part of the fast kernels (the default build; see ep_kernels.h). Bit-exact with the
- * portable reference ep_kernels_ref.c (tests/test_kernels_layers.py).
+ * portable reference ep_kernels_ref.c (tests/test_cmodel.py, tests/test_kernels_builds.py).
  */
 #include "ep_kernels_fast.h"
 

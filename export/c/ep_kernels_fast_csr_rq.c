@@ -2,7 +2,7 @@
  * ep_kernels_fast_csr_rq.c -- the csr8n/csr8 row walks of the low-rank products with their
  * requantisation fused in (Thumb-2 DSP cores only).
  * Part of the fast kernels (the default build; see ep_kernels.h). Bit-exact with the
- * portable reference ep_kernels_ref.c (tests/test_kernels_layers.py).
+ * portable reference ep_kernels_ref.c (tests/test_cmodel.py, tests/test_kernels_builds.py).
  */
 #include "ep_kernels_fast.h"
 

@@ -2,7 +2,7 @@
  * ep_kernels_fast_mask.c -- the bit-mask formats' row walks (bitmask, rowmask and their
  * short-row variants) and rle4's.
  * Part of the fast kernels (the default build; see ep_kernels.h). Bit-exact with the
- * portable reference ep_kernels_ref.c (tests/test_kernels_layers.py).
+ * portable reference ep_kernels_ref.c (tests/test_cmodel.py, tests/test_kernels_builds.py).
  */
 #include "ep_kernels_fast.h"
 

@@ -2,12 +2,11 @@
  * ep_kernels_fast_step.c -- the FastGRNN step and prediction: nonlinearities, the state
  * update (general, and the default fixed point's fused fast path), the step's matrix walks.
  * Part of the fast kernels (the default build; see ep_kernels.h). Bit-exact with the
- * portable reference ep_kernels_ref.c (tests/test_kernels_layers.py).
+ * portable reference ep_kernels_ref.c (tests/test_cmodel.py, tests/test_kernels_builds.py).
  */
 #include "ep_kernels_fast.h"
 
 #ifndef EP_KERNELS_SMALL
-
 
 /*
  * The built-in table (EP_LUT_BUILTIN): sigmoid(j / 2 - 8) in Q15 for j = 0 .. 32, i.e.
