@@ -1,7 +1,8 @@
 """The TFLM template: generation from export.tflite's model_data.*, and a syntax check.
 
-TFLM sources are not installable here, so main.cc is only checked with ``g++
--fsyntax-only`` against minimal stand-in headers that declare the TFLM API it uses.
+Without a TFLM tree (a fresh clone) main.cc is checked with ``g++ -fsyntax-only``
+against minimal stand-in headers declaring the TFLM API it uses; the real build, run on
+the emulated board, is ``tests/test_firmware_tflm_board.py`` (needs ``../shared/tflm``).
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ STUB_INTERP = """
 #include <cstddef>
 #include <cstdint>
 enum TfLiteStatus { kTfLiteOk = 0, kTfLiteError = 1 };
-enum TfLiteType { kTfLiteFloat32 = 1, kTfLiteInt8 = 9 };
+enum TfLiteType { kTfLiteFloat32 = 1, kTfLiteInt16 = 7, kTfLiteInt8 = 9 };
 struct TfLiteQuantizationParams { float scale; int32_t zero_point; };
-union TfLitePtrUnion { int8_t* int8; float* f; };
-struct TfLiteTensor { TfLiteType type; TfLitePtrUnion data; TfLiteQuantizationParams params; };
+union TfLitePtrUnion { int8_t* int8; int16_t* i16; float* f; void* data; };
+struct TfLiteTensor {
+  TfLiteType type; TfLitePtrUnion data; TfLiteQuantizationParams params; size_t bytes;
+};
+const char* TfLiteTypeGetName(TfLiteType);
 namespace tflite {
 struct Model { uint32_t version() const; };
 const Model* GetModel(const void* buf);
@@ -32,6 +36,8 @@ class MicroInterpreter {
  public:
   MicroInterpreter(const Model*, const MicroOpResolver&, uint8_t*, size_t);
   TfLiteStatus AllocateTensors();
+  TfLiteStatus initialization_status() const;
+  size_t arena_used_bytes() const;
   TfLiteStatus Invoke();
   TfLiteTensor* input(size_t);
   TfLiteTensor* output(size_t);
@@ -56,6 +62,8 @@ STUBS = {
     "InitializeTarget(); }\n",
     "tensorflow/lite/schema/schema_generated.h": "#pragma once\n#define TFLITE_SCHEMA_VERSION 3\n",
     "tensorflow/lite/micro/micro_interpreter.h": STUB_INTERP,
+    "tensorflow/lite/micro/cortex_m_generic/debug_log_callback.h": "#pragma once\nextern \"C\" "
+    "void RegisterDebugLogCallback(void (*)(const char*));\n",
 }
 
 BUNDLE_H = """\
@@ -149,6 +157,7 @@ def test_main_cc_syntax(kind: str, tmp_path: Path) -> None:
             "-Wall",
             "-Wextra",
             "-Werror",
+            "-DEP_TFLM_LOG=ep_puts",
             "-I",
             str(stubs),
             "-I",

@@ -1,4 +1,5 @@
-"""Command-line door to the benchmarks: ``python -m edgeprune.bench {dense,sparsity,kernels}``."""
+"""Command-line door to the benchmarks: ``python -m edgeprune.bench
+{dense,sparsity,kernels,peers}``."""
 
 import argparse
 import importlib
@@ -6,7 +7,7 @@ import sys
 
 import edgeprune  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
-SUBCOMMANDS = ("dense", "sparsity", "kernels")
+SUBCOMMANDS = ("dense", "sparsity", "kernels", "peers")
 
 
 def main(argv: list[str] | None = None) -> int:

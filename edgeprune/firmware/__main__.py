@@ -6,7 +6,12 @@ run:   build, run under qemu-system-arm (semihosting, -icount shift=0) with a ti
        compare the predictions with the Python integer reference, and merge an ``mcu``
        section into ``OUT/report.json``.
 arduino: write the Arduino sketch folder ``OUT/firmware/arduino/edgeprune_har/``.
-tflm:  write ``OUT/firmware/tflm/`` (main.cc + export.tflite's model_data.*, not compiled).
+tflm:  write ``OUT/firmware/tflm/`` (main.cc + export.tflite's model_data.*). With
+       ``--board-run`` (needs a TFLM tree: ``--tflm-tree``, ``$EDGEPRUNE_TFLM_DIR`` or
+       ../shared/tflm) also build it for mps2-an386 with each ``--variant`` (ref,
+       cmsis_nn; default both), run it under QEMU on the all-zero normalised window, write
+       the arena measured there into ``firmware/tflm/model_data.h`` (the largest over the
+       variants) and flash/RAM/arena/instructions into ``report.json`` (``tflm_mcu``).
 
 Windows: ``--windows-file F.npz`` (arrays ``windows`` (N,128,9) int in the model's input
 type and ``expected`` (N,) reference classes), else ``OUT/c_model/test_windows.npz`` or
@@ -39,6 +44,13 @@ from edgeprune.firmware._cortex_m import (
 )
 from edgeprune.firmware._errors import BadWindows, FirmwareError, MissingCModel
 from edgeprune.firmware._tflm import generate_tflm
+from edgeprune.firmware._tflm_board import (
+    TFLM_BOARD,
+    VARIANTS,
+    folder_info,
+    set_arena,
+    tflm_build_and_run,
+)
 
 EXIT_DISAGREE = 6
 
@@ -73,6 +85,24 @@ def _load_windows(args: argparse.Namespace, c_model: Path) -> tuple[np.ndarray, 
     )
 
 
+def _tflm_board_run(args: argparse.Namespace, folder: Path, out: Path) -> dict:
+    """Each variant on the board; the measured arena into model_data.h; report.json."""
+    keys = ("flash_bytes", "ram_bytes", "arena_bytes", "arena", "model_bytes",
+            "instructions_per_window", "instruction_method")
+    zero = np.zeros((1, folder_info(folder)["window_len"]), np.float32)
+    section = {}
+    for variant in args.variant or VARIANTS:
+        rep = tflm_build_and_run(folder, zero, variant=variant, tree=args.tflm_tree,
+                                 out_dir=out / "firmware" / f"tflm-{TFLM_BOARD}-{variant}",
+                                 timeout_s=args.timeout, exact=not args.no_trace)
+        section[variant] = {k: rep[k] for k in keys}
+    arena = {k: max(s["arena"][k] for s in section.values()) for k in ("step", "head")}
+    note = f"smallest that runs on {TFLM_BOARD} ({', '.join(section)}), largest taken"
+    set_arena(folder, arena, note)
+    write_report(out / "report.json", {"board": TFLM_BOARD, **section}, key="tflm_mcu")
+    return section
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the exit code documented in the module docstring."""
     parser = argparse.ArgumentParser(
@@ -96,6 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         help="count instructions with SysTick only (skip the exact trace)",
     )
     parser.add_argument("--report-key", default="mcu", help="section name in report.json")
+    parser.add_argument("--board-run", action="store_true",
+                        help="tflm: build and run the folder on mps2-an386 with TFLM")
+    parser.add_argument("--variant", choices=VARIANTS, action="append",
+                        help="tflm --board-run: kernel set (repeatable; default both)")
+    parser.add_argument("--tflm-tree", help="TFLM tree (default ../shared/tflm)")
     args = parser.parse_args(argv)
     prog = "edgeprune.firmware"
     try:
@@ -112,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "tflm":
             tflm = Path(args.tflm_dir) if args.tflm_dir else out / "tflm"
             res = generate_tflm(tflm, out / "firmware" / "tflm")
+            if args.board_run:
+                res["board"] = _tflm_board_run(args, Path(res["dir"]), out)
             print(json.dumps(res, indent=2))
             return 0
         if args.command == "arduino":
