@@ -124,19 +124,27 @@ def scratch_checkpoint_dir(key: str) -> pathlib.Path:
     return default_cache_dir() / "checkpoints" / digest
 
 
-def pin_threads() -> None:
-    """Run TensorFlow's CPU kernels on one intra-op thread in this process.
+def pin_threads(inter_op: int | None = None) -> None:
+    """Run TensorFlow's CPU kernels on one intra-op thread in this process, and with
+    ``inter_op`` on that many inter-op threads.
 
-    Convolutions round differently with other thread counts (the HAR CNN's weights after
-    three epochs differ between 1 and 2 threads; FastGRNN's do not), so every process
-    that trains or converts pins it: the same seed gives the same bytes whatever the
-    number of parallel workers. Call it before TensorFlow runs its first op; in a process
-    where TensorFlow already runs (a notebook, a test session) it warns and changes
-    nothing."""
-    if tf.config.threading.get_intra_op_parallelism_threads() == 1:
-        return
+    Convolutions round differently with other intra-op thread counts (the HAR CNN's
+    weights after three epochs differ between 1 and 2 threads; FastGRNN's do not), so
+    every process that trains or converts pins it: the same seed gives the same bytes
+    whatever the number of parallel workers. The inter-op count changes no result (the
+    same CNN weights with 1 or the default); a worker that shares the machine with others
+    takes 1 (as Ray gives its tasks ``OMP_NUM_THREADS=1``). Call it before TensorFlow
+    runs its first op; in a process where TensorFlow already runs (a notebook, a test
+    session) it warns and changes nothing."""
+    wanted = [(tf.config.threading.get_intra_op_parallelism_threads, 1,
+               tf.config.threading.set_intra_op_parallelism_threads)]
+    if inter_op is not None:
+        wanted.append((tf.config.threading.get_inter_op_parallelism_threads, inter_op,
+                       tf.config.threading.set_inter_op_parallelism_threads))
     try:
-        tf.config.threading.set_intra_op_parallelism_threads(1)
+        for get, value, put in wanted:
+            if get() != value:
+                put(value)
     except RuntimeError:
         warnings.warn("TensorFlow was already running in this process, so its kernels keep "
                       "their thread count: a CNN trained here may differ in the last bits "

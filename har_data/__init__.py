@@ -17,7 +17,7 @@ from .dataset import (
 )
 from .download import download
 from .errors import HarDataError
-from .loader import SOURCES, load
+from .loader import SOURCES, fingerprint, load
 from .uci import CHANNELS
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "HarDataset",
     "Split",
     "download",
+    "fingerprint",
     "har2",
     "load",
 ]

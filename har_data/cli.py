@@ -7,33 +7,37 @@ import json
 import sys
 from collections.abc import Sequence
 
+from edgeprune._cli import OneLineParser, whole_number
+
 from .dataset import DEFAULT_VAL_SUBJECTS
 from .download import SHA256, URL, download
 from .errors import HarDataError
 from .loader import load
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2, no usage dump
-        print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m har_data", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = OneLineParser(prog="python -m har_data", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="windows and HAR-2 class counts per split")
-    info.add_argument("--source", choices=["uci", "hapt"], default="hapt")
-    info.add_argument("--path", help="UCI archive (zip, folder or parent) or HAPT.pkl.gz")
-    info.add_argument("--val-subjects", type=int, default=DEFAULT_VAL_SUBJECTS)
-    info.add_argument("--seed", type=int, default=0)
+    info.add_argument("--source", choices=["uci", "hapt"], default="hapt",
+                      help="uci: the official UCI HAR archive; hapt: the offline demo data "
+                           "(default hapt)")
+    info.add_argument("--path", help="UCI archive (zip, folder or parent) or HAPT.pkl.gz "
+                                     "(default: the stored download / the installed package)")
+    info.add_argument("--val-subjects", type=whole_number(0, 10_000), default=DEFAULT_VAL_SUBJECTS,
+                      help="training volunteers held out for validation "
+                           f"(default {DEFAULT_VAL_SUBJECTS})")
+    info.add_argument("--seed", type=whole_number(0, 2**32 - 1), default=0,
+                      help="seed that draws the validation volunteers (default 0)")
     info.add_argument("--cache-dir", help="default: $EDGEPRUNE_CACHE or ~/.cache/edgeprune")
-    info.add_argument("--no-cache", action="store_true")
+    info.add_argument("--no-cache", action="store_true",
+                      help="parse the archive again, do not read or write the cache")
     info.add_argument("--json", action="store_true", help="machine-readable output")
     down = sub.add_parser("download", help="fetch the official UCI HAR archive (checksummed)")
     down.add_argument("--cache-dir", help="default: $EDGEPRUNE_CACHE or ~/.cache/edgeprune")
-    down.add_argument("--url", default=URL)
-    down.add_argument("--sha256", default=SHA256)
+    down.add_argument("--url", default=URL, help="where to fetch it from (default: UCI's)")
+    down.add_argument("--sha256", default=SHA256,
+                      help="the SHA-256 the file must have (default: the official archive's)")
     down.add_argument("--force", action="store_true", help="download even if already stored")
     return parser
 

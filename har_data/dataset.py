@@ -87,9 +87,12 @@ def choose_val_subjects(
         count = int(val_subjects)
         if not 0 <= count < len(available):
             raise HarDataError(
-                f"val_subjects={count}: need 0..{len(available) - 1} of the "
-                f"{len(available)} training volunteers"
+                f"the training data has {len(available)} volunteers: holding out "
+                f"val_subjects={count} for validation needs at least {count + 1} "
+                f"(and 0..{max(len(available) - 1, 0)} can be held out)"
             )
+        if not 0 <= int(seed) < 2**32:
+            raise HarDataError(f"seed={seed}: must be in 0 .. 4294967295")
         chosen = np.random.default_rng(seed).choice(available, size=count, replace=False)
         return tuple(sorted(int(s) for s in chosen))
     chosen = sorted({int(s) for s in val_subjects})

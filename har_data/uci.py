@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from . import files
 from .errors import HarDataError
+from .files import kind, open_regular, read_regular
 from .safezip import SafeZip, top_dirs
 from .textarrays import parse_int_column, parse_matrix
 
@@ -64,12 +66,14 @@ def resolve(path: str | Path) -> UciSource:
             f"{path}: no UCI HAR archive here (expected train/ and test/, "
             f"'{TOP}/' or '{INNER_ZIP}')"
         )
+    if path.exists():
+        raise HarDataError(f"{path}: not a regular file or folder ({kind(path.stat().st_mode)})")
     raise HarDataError(f"{path}: no such file or directory")
 
 
 def _open_data_zip(path: Path) -> SafeZip:
     """Open the data zip, unwrapping UCI's outer download zip in memory when needed."""
-    archive = SafeZip(path, str(path))
+    archive = SafeZip(open_regular(path, files.MAX_ARCHIVE_BYTES), str(path))
     names = archive.names()
     if INNER_ZIP in names and not any(name.startswith(TOP + "/") for name in names):
         for name in names:
@@ -92,6 +96,7 @@ def _read_split(read: Callable[[str], bytes], label: str, split: str) -> dict[st
     columns = []
     for rel in paths[: len(CHANNELS)]:
         columns.append(parse_matrix(read(rel), f"{label}/{rel}", ncols=WINDOW))
+        # each channel is parsed (float64) before the next is read: one text at a time
     activity = parse_int_column(read(paths[-2]), f"{label}/{paths[-2]}", 1, 6)
     subject = parse_int_column(read(paths[-1]), f"{label}/{paths[-1]}", 1, 10_000)
     rows = {rel: len(col) for rel, col in zip(paths, [*columns, activity, subject], strict=True)}
@@ -116,18 +121,14 @@ def read_archive(source: UciSource) -> dict[str, dict[str, np.ndarray]]:
         with _open_data_zip(source.path) as archive:
             label = f"{archive.label}!{TOP}"
             splits = {
-                split: _read_split(lambda rel: archive.read(f"{TOP}/{rel}"), label, split)
+                split: _read_split(lambda rel: archive.read(f"{TOP}/{rel}", files.MAX_TEXT_BYTES),
+                                   label, split)
                 for split in ("train", "test")
             }
     else:
 
-        def read_file(rel: str) -> bytes:
-            try:
-                return (source.path / rel).read_bytes()
-            except FileNotFoundError:
-                raise HarDataError(f"{source.path / rel}: missing file") from None
-            except OSError as exc:
-                raise HarDataError(f"{source.path / rel}: unreadable ({exc})") from None
+        def read_file(rel: str) -> bytes:  # the zip members' limit, and regular files only
+            return read_regular(source.path / rel, files.MAX_TEXT_BYTES)
 
         splits = {
             split: _read_split(read_file, str(source.path), split) for split in ("train", "test")

@@ -190,12 +190,15 @@ def test_member_larger_than_declared(folder: Path, tmp_path: Path) -> None:
 def test_member_over_the_actual_size_limit(
     folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from har_data import safezip
+    from har_data import files
 
     zipped = zip_folder(folder, tmp_path / "UCI HAR Dataset.zip")
-    monkeypatch.setattr(safezip, "MAX_MEMBER_BYTES", 10_000)
+    monkeypatch.setattr(files, "MAX_TEXT_BYTES", 10_000)
     with pytest.raises(HarDataError, match="exceeds the 10000-byte limit"):
         _load(zipped, tmp_path)
+    with pytest.raises(HarDataError) as exc:  # the same limit on the extracted folder
+        _load(folder, tmp_path)
+    assert "body_acc_x_train.txt: " in _one_line(exc) and "10000-byte limit" in str(exc.value)
 
 
 class _Boom:

@@ -16,7 +16,7 @@ ARGS = {"model": "fastgrnn", "budget_kb": 1.0, "seed": 0}
 
 def test_resume_sweeps_the_temporaries_of_a_killed_run(tmp_path: Path):
     out = tmp_path / "run"
-    RunDir(out, ARGS).open()
+    RunDir(out, ARGS).open().close()
     keep = [out / "model.keras", out / "c_model" / "har2_model.c", out / "stages" / "x.json",
             out / "firmware" / "arduino" / ".edgeprune-firmware"]
     junk = [out / ".report.json.k2j3.tmp", out / ".tmp-model.keras",
@@ -28,8 +28,8 @@ def test_resume_sweeps_the_temporaries_of_a_killed_run(tmp_path: Path):
     (out / "firmware" / ".arduino.tmp").mkdir()
     (out / "firmware" / ".arduino.tmp" / "half.ino").write_text("x")
 
-    reopened = RunDir(out, ARGS).open()
-    assert reopened.resumed
+    with RunDir(out, ARGS).open() as reopened:
+        assert reopened.resumed
     assert all(p.exists() for p in keep)
     assert not any(p.exists() for p in junk)
     assert not (out / "firmware" / ".arduino.tmp").exists()
@@ -49,3 +49,17 @@ def test_a_write_interrupted_before_the_rename_keeps_the_old_file(tmp_path: Path
     monkeypatch.setattr(rundir.os, "replace", os.replace)
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+
+
+def test_a_folder_written_before_data_fingerprints_resumes_on_its_path(tmp_path: Path):
+    legacy = {**ARGS, "data_path": "data.zip"}
+    new = {**ARGS, "data_fingerprint": "ab" * 32}
+    with RunDir(tmp_path / "run", legacy).open():
+        pass
+    with RunDir(tmp_path / "run", new, legacy).open() as reopened:
+        assert reopened.resumed
+    with RunDir(tmp_path / "run2", new, legacy).open():
+        pass
+    with pytest.raises(rundir.OutDirError, match=r"other arguments \(data_fingerprint\)"):
+        RunDir(tmp_path / "run2", {**new, "data_fingerprint": "cd" * 32}, legacy).open()
+    assert not (tmp_path / "run2" / rundir.LOCK_FILE).exists()  # released on refusal

@@ -30,6 +30,7 @@ ARTIFACTS = [
     "model_int8_head.tflite", "model_sparse_step.tflite", "model_sparse_head.tflite",
     "c_model/har2_model.h", "c_model/har2_model.c", "c_model/ep_kernels.c",
     "tflm/model_data.h", "tflm/model_data.cc", "firmware/arduino", "firmware/tflm",
+    "test_windows.npz",
 ]
 DETERMINISTIC = ["c_model/har2_model.h", "c_model/har2_model.c", "model_int8_step.tflite",
                  "model_int8_head.tflite", "tflm/model_data.cc"]
@@ -198,3 +199,42 @@ def test_refit_ships_the_selected_configuration_trained_on_train_and_validation(
         equal = all(np.array_equal(a, b)
                     for a, b in zip(twin.get_weights(), shipped.get_weights(), strict=True))
         assert equal is same, tag
+
+
+@needs_board
+def test_firmware_run_on_the_run_folder_updates_its_report_and_nothing_else(quick_run: Path,
+                                                                            tmp_path: Path):
+    out = tmp_path / "copy"
+    shutil.copytree(quick_run, out)
+    before = {n: (out / n).read_bytes() for n in ("report.json", "report.md")}
+    firmware = [sys.executable, "-m", "edgeprune.firmware", "run", "--artifacts", str(out)]
+    own = subprocess.run(firmware, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert own.returncode == 0, own.stderr  # it finds the windows the pipeline ran
+    report, old = (json.loads(r) for r in ((out / "report.json").read_bytes(),
+                                           before["report.json"]))
+    assert report["mcu"]["windows_run"] == old["mcu"]["windows_run"] > 0
+    assert report["mcu"]["agreement"] == 1.0
+    assert report["mcu"]["instructions_per_window"] == old["mcu"]["instructions_per_window"]
+    assert {k: v for k, v in report.items() if k != "mcu"} == \
+        {k: v for k, v in old.items() if k != "mcu"}
+    assert (out / "report.md").read_bytes() == before["report.md"]  # the same measurement
+    other = subprocess.run([*firmware, "--synthetic", "--windows", "2"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=600)
+    assert other.returncode == 0, other.stderr
+    assert json.loads((out / "report.json").read_bytes()) == report  # not in the report
+    assert "board_runs.json" in other.stderr
+    runs = json.loads((out / "firmware" / "board_runs.json").read_text())
+    assert runs["mcu"]["windows_run"] == 2 and runs["mcu"]["agreement"] is None
+
+
+@pytest.mark.bad_input
+def test_a_finished_run_with_an_unreadable_report_is_refused_untouched(quick_run: Path,
+                                                                       tmp_path: Path):
+    out = tmp_path / "copy"
+    shutil.copytree(quick_run, out)
+    (out / "report.json").write_text('{"model": "fastgrnn",')
+    result = pipeline(*QUICK, "--out", str(out))
+    assert result.returncode == 4
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "report.json: not valid JSON" in last
+    assert (out / "report.json").read_text() == '{"model": "fastgrnn",'

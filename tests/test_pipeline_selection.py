@@ -10,6 +10,7 @@ import pytest
 from edgeprune.executor import InProcess
 from edgeprune.pipeline import measure, stages
 from edgeprune.pipeline.config import RunConfig
+from edgeprune.pipeline.driver import Driver
 from edgeprune.pipeline.records import (
     Arch,
     Candidate,
@@ -19,7 +20,7 @@ from edgeprune.pipeline.records import (
     SpeedProbe,
     SpeedProbes,
 )
-from edgeprune.pipeline.run import Driver
+from edgeprune.pipeline.run import search as run_search
 from edgeprune.pipeline.rundir import RunDir
 from edgeprune.pipeline.search import (
     bisect_sparsity,
@@ -163,8 +164,8 @@ class _SearchOnly:
                      s, arch, tuned=tuned, fits=s >= self.fit[arch.label])
 
     def search(self):
-        candidates, best, *_ = self.driver.search()
-        return candidates, best
+        found = run_search(self.driver)
+        return found.candidates, found.best
 
 
 def test_a_smaller_architecture_is_tried_when_the_byte_budget_needs_high_sparsity(

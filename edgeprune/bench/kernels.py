@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from edgeprune.firmware import BOARDS
+
 SPARSITIES = (0.0, 0.5, 0.7, 0.9, 0.95)
 HIDDEN, W_RANK, U_RANK, D, CLASSES = 80, 5, 40, 9, 2
 SYN_MEAN = np.array([0, 0, 0, 0, 0, 0, 0.8, 0.0, 0.1])
@@ -44,7 +46,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--sparsities", default=",".join(str(s) for s in SPARSITIES),
                    help="comma-separated global sparsities (default %(default)s)")
     p.add_argument("--seed", type=int, default=3, help="weight seed (default %(default)s)")
-    p.add_argument("--board", default="mps2-an386")
+    p.add_argument("--board", default="mps2-an386", choices=tuple(BOARDS),
+                   help="QEMU board (default %(default)s)")
     p.add_argument("--windows", type=int, default=2, help="windows run on the board")
     p.add_argument("--speed-slack", type=float, default=None,
                    help="quantize_fastgrnn speed_slack (default: its default)")

@@ -37,6 +37,7 @@ from edgeprune.firmware._cortex_m import (
 )
 from edgeprune.firmware._errors import (
     BadOutputDir,
+    BadReport,
     BadWindows,
     BuildFailed,
     FirmwareCrashed,
@@ -58,11 +59,15 @@ from edgeprune.firmware._tflm_board import (
     tflm_library,
     tflm_unavailable,
 )
+from edgeprune.firmware._windows import MAX_WINDOWS, WINDOWS_FILE, load_windows, save_windows
 
 __all__ = [
     "BOARDS",
     "INSTRUCTIONS_PER_TICK",
+    "MAX_WINDOWS",
+    "WINDOWS_FILE",
     "BadOutputDir",
+    "BadReport",
     "BadWindows",
     "BuildFailed",
     "CModel",
@@ -78,6 +83,8 @@ __all__ = [
     "encode_frame",
     "generate_arduino",
     "generate_tflm",
+    "load_windows",
+    "save_windows",
     "parse_reply",
     "check_board",
     "check_toolchain",

@@ -1,27 +1,35 @@
-"""``python -m edgeprune.firmware build|run|arduino|tflm --artifacts OUT [--board B]``.
+"""python -m edgeprune.firmware build|run|arduino|tflm --artifacts OUT [--board B]
 
-build: copy the cortex_m template and the C model (``OUT/c_model/``) into
-       ``OUT/firmware/<board>/`` and compile it; print flash/model bytes.
-run:   build, run under qemu-system-arm (semihosting, -icount shift=0) with a timeout,
-       compare the predictions with the Python integer reference, and merge an ``mcu``
-       section into ``OUT/report.json``.
-arduino: write the Arduino sketch folder ``OUT/firmware/arduino/edgeprune_har/``.
-tflm:  write ``OUT/firmware/tflm/`` (main.cc + export.tflite's model_data.*). With
-       ``--board-run`` (needs a TFLM tree: ``--tflm-tree``, ``$EDGEPRUNE_TFLM_DIR`` or
-       ../shared/tflm) also build it for mps2-an386 with each ``--variant`` (ref,
-       cmsis_nn; default both), run it under QEMU on the all-zero normalised window, write
-       the arena measured there into ``firmware/tflm/model_data.h`` (the largest over the
-       variants) and flash/RAM/arena/instructions into ``report.json`` (``tflm_mcu``).
+build:   copy the cortex_m template and the C model (OUT/c_model/) into
+         OUT/firmware/<board>/ and compile it; print flash/model bytes.
+run:     build, run under qemu-system-arm (semihosting, -icount shift=0) with a timeout,
+         compare the predictions with the Python integer reference, and merge the result
+         into a report (see "where a run's result goes").
+arduino: write the Arduino sketch folder OUT/firmware/arduino/edgeprune_har/.
+tflm:    write OUT/firmware/tflm/ (main.cc + export.tflite's model_data.*). With
+         --board-run (needs a TFLM tree: --tflm-tree, $EDGEPRUNE_TFLM_DIR or
+         ../shared/tflm) also build it for mps2-an386 with each --variant (ref, cmsis_nn;
+         default both), run it under QEMU on the all-zero normalised window, write the
+         arena measured there into firmware/tflm/model_data.h (the largest over the
+         variants) and flash/RAM/arena/instructions under the key tflm_mcu (in a
+         pipeline's run folder: into OUT/firmware/board_runs.json, see below).
 
-Windows: ``--windows-file F.npz`` (arrays ``windows`` (N,128,9) int in the model's input
-type and ``expected`` (N,) reference classes), else ``OUT/c_model/test_windows.npz`` or
-``OUT/test_windows.npz``; ``--synthetic`` runs random windows without a reference
-(``build`` without windows embeds one all-zero window).
+Windows: --windows-file F.npz (arrays 'windows' (N,128,9) int in the model's input type
+and 'expected' (N,) reference classes), else OUT/test_windows.npz (the pipeline writes
+it: the windows its board stage runs) or OUT/c_model/test_windows.npz; --synthetic runs
+random windows without a reference (build without windows embeds one all-zero window).
+
+Where a run's result goes: in a pipeline's run folder (it holds run.json), only a run of
+the pipeline's own measurement (its C model and all its test windows on mps2-an386,
+exact count, key mcu) updates report.json and report.md together; any other run
+(--synthetic, --windows, --windows-file, --c-model, --board, --no-trace, --report-key,
+tflm --board-run) is merged into OUT/firmware/board_runs.json instead. Elsewhere it is merged into
+OUT/report.json. A report that exists but cannot be read is never replaced (exit 2).
 
 Exit codes: 0 ok (run: every prediction agrees); 2 bad input (unknown board, no C model,
-bad windows, usage); 3 toolchain missing; 4 build failed; 5 firmware hung (timeout) or
-crashed; 6 ran, but some predictions differ from the reference; 1 anything else.
-Errors are one line on stderr, no traceback.
+bad windows, unreadable report, usage); 3 toolchain missing; 4 build failed; 5 firmware
+hung (timeout) or crashed; 6 ran, but some predictions differ from the reference;
+130 interrupted. Errors are one line on stderr, no traceback.
 """
 
 from __future__ import annotations
@@ -30,9 +38,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from edgeprune._cli import OneLineParser, bounded_float, whole_number
 from edgeprune.firmware._arduino import generate_arduino
 from edgeprune.firmware._cortex_m import (
     BOARDS,
@@ -42,7 +52,7 @@ from edgeprune.firmware._cortex_m import (
     find_c_model,
     write_report,
 )
-from edgeprune.firmware._errors import BadWindows, FirmwareError, MissingCModel
+from edgeprune.firmware._errors import BadReport, BadWindows, FirmwareError, MissingCModel
 from edgeprune.firmware._tflm import generate_tflm
 from edgeprune.firmware._tflm_board import (
     TFLM_BOARD,
@@ -51,8 +61,14 @@ from edgeprune.firmware._tflm_board import (
     set_arena,
     tflm_build_and_run,
 )
+from edgeprune.firmware._windows import MAX_WINDOWS, WINDOWS_FILE, load_windows
 
 EXIT_DISAGREE = 6
+PROG = "edgeprune.firmware"
+PIPELINE_BOARD = "mps2-an386"  # the board of the pipeline's firmware stage
+BOARD_RUNS = Path("firmware") / "board_runs.json"
+SYNTHETIC_WINDOWS = 16
+MAX_TIMEOUT_S = 24 * 3600.0
 
 
 def _load_windows(args: argparse.Namespace, c_model: Path) -> tuple[np.ndarray, np.ndarray | None]:
@@ -60,22 +76,15 @@ def _load_windows(args: argparse.Namespace, c_model: Path) -> tuple[np.ndarray, 
         model = find_c_model(c_model)
         hi = 127 if model.input_type == "int8_t" else 4096
         rng = np.random.default_rng(args.seed)
-        return rng.integers(-hi, hi + 1, size=(args.windows, 128, 9)), None
+        return rng.integers(-hi, hi + 1, size=(args.windows or SYNTHETIC_WINDOWS, 128, 9)), None
     candidates = (
         [Path(args.windows_file)]
         if args.windows_file
-        else [c_model / "test_windows.npz", Path(args.artifacts) / "test_windows.npz"]
+        else [Path(args.artifacts) / WINDOWS_FILE, c_model / WINDOWS_FILE]
     )
     for f in candidates:
-        if f.is_file():
-            try:
-                data = np.load(f)
-                w = data["windows"]
-                e = data["expected"] if "expected" in data.files else None
-            except (OSError, ValueError, KeyError) as exc:
-                raise BadWindows(f"cannot read windows from {f}: {exc}") from exc
-            n = args.windows if args.windows else len(w)
-            return w[:n], (None if e is None else e[:n])
+        if args.windows_file or f.exists():
+            return load_windows(f, args.windows)
     if args.command == "build":  # building needs no reference: one all-zero window
         return np.zeros((1, 128, 9), dtype=np.int64), None
     raise BadWindows(
@@ -85,8 +94,67 @@ def _load_windows(args: argparse.Namespace, c_model: Path) -> tuple[np.ndarray, 
     )
 
 
-def _tflm_board_run(args: argparse.Namespace, folder: Path, out: Path) -> dict:
-    """Each variant on the board; the measured arena into model_data.h; report.json."""
+def _not_the_pipelines(args: argparse.Namespace, out: Path, c_model: Path) -> list[str]:
+    """Why this run is not the pipeline's own measurement (empty: it is)."""
+    reasons = [text for flag, text in (
+        (args.synthetic, "synthetic windows"),
+        (args.windows is not None, f"--windows {args.windows}"),
+        (args.windows_file, "windows from --windows-file"),
+        (c_model.resolve() != (out / "c_model").resolve(), "another C model (--c-model)"),
+        (args.board != PIPELINE_BOARD, f"board {args.board}"),
+        (args.no_trace, "--no-trace"),
+        (args.report_key != "mcu", f"--report-key {args.report_key}"),
+        (not (out / "report.json").exists(), "the run has not finished (no report.json)"),
+    ) if flag]
+    return reasons
+
+
+def _destination(args: argparse.Namespace, out: Path, c_model: Path) -> tuple[Path, str]:
+    """The report a run's result is merged into, and a note when it is not report.json;
+    checked readable before anything is built (BadReport otherwise)."""
+    from edgeprune.pipeline.reportfile import UnreadableReport, is_pipeline_report, read_report
+
+    target, note = out / "report.json", ""
+    if (out / "run.json").exists():
+        reasons = _not_the_pipelines(args, out, c_model)
+        if reasons:
+            target = out / BOARD_RUNS
+            note = (f"{PROG}: note: result merged into {target} under {args.report_key!r}, "
+                    f"not into the pipeline's report.json ({', '.join(reasons)})")
+    try:
+        report = read_report(target)
+        if target.name == "report.json" and (out / "run.json").exists() \
+                and not is_pipeline_report(report):
+            raise UnreadableReport(f"{target}: not a pipeline run's report")
+    except UnreadableReport as err:
+        raise BadReport(f"{err}; nothing was built or written (move it away or repair "
+                        "it)") from None
+    return target, note
+
+
+def _store(args: argparse.Namespace, out: Path, target: Path, mcu: dict[str, Any]) -> None:
+    if target == out / "report.json" and (out / "run.json").exists():
+        from edgeprune.pipeline.reportfile import UnreadableReport, merge_board_run
+
+        try:
+            merge_board_run(out, mcu)  # report.json and report.md together
+        except UnreadableReport as err:
+            raise BadReport(f"{err}; nothing was written") from None
+    else:
+        write_report(target, mcu, key=args.report_key)
+
+
+def _tflm_board_run(args: argparse.Namespace, folder: Path, out: Path) -> dict[str, Any]:
+    """Each variant on the board; the measured arena into model_data.h; the ``tflm_mcu``
+    section into report.json (a pipeline's run folder: firmware/board_runs.json)."""
+    from edgeprune.pipeline.reportfile import UnreadableReport, read_report
+
+    target = out / (BOARD_RUNS if (out / "run.json").exists() else "report.json")
+    try:
+        read_report(target)
+    except UnreadableReport as err:
+        raise BadReport(f"{err}; nothing was built or written (move it away or repair "
+                        "it)") from None
     keys = ("flash_bytes", "ram_bytes", "arena_bytes", "arena", "model_bytes",
             "instructions_per_window", "instruction_method")
     zero = np.zeros((1, folder_info(folder)["window_len"]), np.float32)
@@ -99,43 +167,60 @@ def _tflm_board_run(args: argparse.Namespace, folder: Path, out: Path) -> dict:
     arena = {k: max(s["arena"][k] for s in section.values()) for k in ("step", "head")}
     note = f"smallest that runs on {TFLM_BOARD} ({', '.join(section)}), largest taken"
     set_arena(folder, arena, note)
-    write_report(out / "report.json", {"board": TFLM_BOARD, **section}, key="tflm_mcu")
+    write_report(target, {"board": TFLM_BOARD, **section}, key="tflm_mcu")
+    if target.name != "report.json":
+        print(f"{PROG}: note: result merged into {target} under 'tflm_mcu', not into the "
+              "pipeline's report.json (tflm --board-run)", file=sys.stderr)
     return section
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="python -m edgeprune.firmware",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        error_prefix=f"{PROG}: error: ",
+    )
+    parser.add_argument("command", choices=("build", "run", "arduino", "tflm"),
+                        help="what to do (see above)")
+    parser.add_argument("--artifacts", required=True,
+                        help="the pipeline's output folder OUT (or any folder with c_model/)")
+    parser.add_argument("--board", default=PIPELINE_BOARD,
+                        help=f"one of {', '.join(BOARDS)} (default {PIPELINE_BOARD})")
+    parser.add_argument("--c-model", help="C model folder (default OUT/c_model)")
+    parser.add_argument("--windows", type=whole_number(1, MAX_WINDOWS), default=None,
+                        help=f"windows to run, 1 .. {MAX_WINDOWS} (default: every window of "
+                             f"the file; {SYNTHETIC_WINDOWS} with --synthetic)")
+    parser.add_argument("--tflm-dir", help="tflm: folder of model_data.h/.cc (default OUT/tflm)")
+    parser.add_argument("--windows-file",
+                        help="npz with 'windows' and 'expected' (default OUT/test_windows.npz)")
+    parser.add_argument("--synthetic", action="store_true",
+                        help="random windows, no reference (default: off)")
+    parser.add_argument("--seed", type=whole_number(0, 2**32 - 1), default=0,
+                        help="seed of the --synthetic windows (default 0)")
+    parser.add_argument("--timeout", type=bounded_float(0, MAX_TIMEOUT_S), default=60.0,
+                        help="seconds per QEMU run, > 0 (default 60)")
+    parser.add_argument(
+        "--no-trace",
+        action="store_true",
+        help="count instructions with SysTick only (skip the exact trace; default: off)",
+    )
+    parser.add_argument("--report-key", default="mcu",
+                        help="section name the result is merged under (default mcu)")
+    parser.add_argument("--board-run", action="store_true",
+                        help="tflm: build and run the folder on mps2-an386 with TFLM "
+                             "(default: off)")
+    parser.add_argument("--variant", choices=VARIANTS, action="append",
+                        help="tflm --board-run: kernel set (repeatable; default both)")
+    parser.add_argument("--tflm-tree", help="tflm --board-run: TFLM tree (default "
+                                            "$EDGEPRUNE_TFLM_DIR, else ../shared/tflm)")
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the exit code documented in the module docstring."""
-    parser = argparse.ArgumentParser(
-        prog="python -m edgeprune.firmware",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("command", choices=("build", "run", "arduino", "tflm"))
-    parser.add_argument("--artifacts", required=True, help="pipeline output folder OUT")
-    parser.add_argument("--board", default="mps2-an386", help=f"one of {', '.join(BOARDS)}")
-    parser.add_argument("--c-model", help="C model folder (default OUT/c_model)")
-    parser.add_argument("--windows", type=int, default=16, help="windows to run (default 16)")
-    parser.add_argument("--tflm-dir", help="tflm: folder of model_data.h/.cc (default OUT/tflm)")
-    parser.add_argument("--windows-file", help="npz with 'windows' and 'expected'")
-    parser.add_argument("--synthetic", action="store_true", help="random windows, no reference")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per QEMU run")
-    parser.add_argument(
-        "--no-trace",
-        action="store_true",
-        help="count instructions with SysTick only (skip the exact trace)",
-    )
-    parser.add_argument("--report-key", default="mcu", help="section name in report.json")
-    parser.add_argument("--board-run", action="store_true",
-                        help="tflm: build and run the folder on mps2-an386 with TFLM")
-    parser.add_argument("--variant", choices=VARIANTS, action="append",
-                        help="tflm --board-run: kernel set (repeatable; default both)")
-    parser.add_argument("--tflm-tree", help="TFLM tree (default ../shared/tflm)")
-    args = parser.parse_args(argv)
-    prog = "edgeprune.firmware"
+    args = build_parser().parse_args(argv)
     try:
-        if args.windows < 1:
-            raise BadWindows(f"--windows must be >= 1, got {args.windows}")
         if args.command in ("build", "run"):
             check_board(args.board)
         out = Path(args.artifacts)
@@ -161,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             res = build_firmware(c_model, windows, expected, args.board, fw_dir)
             print(json.dumps(res, indent=2))
             return 0
+        target, note = _destination(args, out, c_model)
         mcu = build_and_run(
             c_model,
             windows,
@@ -170,7 +256,9 @@ def main(argv: list[str] | None = None) -> int:
             timeout_s=args.timeout,
             exact=not args.no_trace,
         )
-        write_report(out / "report.json", mcu, key=args.report_key)
+        _store(args, out, target, mcu)
+        if note:
+            print(note, file=sys.stderr)
         brief = {
             k: mcu[k]
             for k in (
@@ -187,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(brief, indent=2))
         if mcu["agreement"] is not None and mcu["agreement"] < 1.0:
             print(
-                f"{prog}: error: predictions differ from the reference on "
+                f"{PROG}: error: predictions differ from the reference on "
                 f"{round((1 - mcu['agreement']) * mcu['windows_run'])} of "
                 f"{mcu['windows_run']} windows",
                 file=sys.stderr,
@@ -195,10 +283,10 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_DISAGREE
         return 0
     except FirmwareError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
+        print(f"{PROG}: error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
+        print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
 
 

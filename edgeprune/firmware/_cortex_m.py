@@ -8,7 +8,6 @@ parses them, compares them with the reference and measures flash, RAM and instru
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -27,6 +26,7 @@ import numpy as np
 
 from edgeprune.firmware._errors import (
     BadOutputDir,
+    BadReport,
     BadWindows,
     BuildFailed,
     FirmwareCrashed,
@@ -362,7 +362,17 @@ def write_windows_header(path: Path, windows: np.ndarray, expected: np.ndarray) 
 
 
 def _first_error_line(text: str) -> str:
-    for line in text.splitlines():
+    """The line that says what went wrong: the linker's own words (a region that
+    overflowed, a section that does not fit) before its driver's ``collect2`` summary."""
+    lines = text.splitlines()
+    for marker in ("overflowed by", "will not fit in region"):
+        for line in lines:
+            if marker in line:
+                return line.strip()
+    for line in lines:
+        if "error" in line.lower() and not line.lstrip().startswith(("collect2", "make")):
+            return line.strip()
+    for line in lines:
         if "error" in line.lower():
             return line.strip()
     lines = [x for x in text.splitlines() if x.strip()]
@@ -893,21 +903,16 @@ def build_and_run(
 def write_report(
     report_path: str | os.PathLike[str], section: dict[str, Any], key: str = "mcu"
 ) -> Path:
-    """Merge ``{key: section}`` into the JSON file ``report_path`` (created if absent)."""
+    """Merge ``{key: section}`` into the JSON report ``report_path`` (created if absent),
+    keeping its other sections. A report that exists but cannot be read is never
+    replaced: BadReport names it."""
+    from edgeprune.pipeline.reportfile import UnreadableReport, merge_section
+
     path = Path(report_path)
-    data: dict[str, Any] = {}
-    if path.is_file():
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            data = {}
-        if not isinstance(data, dict):
-            data = {}
-    data[key] = section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    tmp.replace(path)
+    try:
+        merge_section(path, key, section)
+    except UnreadableReport as err:
+        raise BadReport(f"{err}; nothing was written (move it away or repair it)") from None
     return path
 
 

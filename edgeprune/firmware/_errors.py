@@ -55,3 +55,9 @@ class FirmwareCrashed(FirmwareError):
     """The firmware faulted, exited non-zero, or printed an incomplete result."""
 
     exit_code = 5
+
+
+class BadReport(FirmwareError):
+    """The report a board run would merge into exists but cannot be read (never replaced)."""
+
+    exit_code = 2

@@ -15,9 +15,9 @@ import argparse
 import pathlib
 import shutil
 import sys
-from typing import NoReturn
 
 import edgeprune  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from edgeprune._cli import OneLineParser, positive_float, whole_number
 from edgeprune.executor import add_executor_arguments
 
 EXIT_OK, EXIT_USAGE, EXIT_NO_FIT, EXIT_OUT_DIR, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
@@ -34,17 +34,6 @@ examples:
       --data uci --data-path "UCI HAR Dataset.zip"
   python -m edgeprune.pipeline --quick --out runs/smoke        # a fast smoke run
 """
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
 
 
 MAX_BUDGET_KB = 1024.0 * 1024.0  # 1 GiB: far beyond any microcontroller's flash
@@ -85,23 +74,6 @@ def instruction_budget(text: str) -> int:
     return int(value)
 
 
-def seed_value(text: str) -> int:
-    """argparse type: a whole number in 0 .. 2**32 - 1 (what NumPy and TensorFlow accept)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"must be in 0 .. 4294967295, got {text}")
-    return value
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line on stderr, exit 2, no usage dump
-        print(f"error: {message} (see --help)", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
-
-
 def _remove_unstarted(out: pathlib.Path, existed: bool) -> None:
     """After bad input found before any stage ran, leave a fresh --out as it was found
     (``existed``: the folder was there, empty, before this run)."""
@@ -115,7 +87,7 @@ def _remove_unstarted(out: pathlib.Path, existed: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OneLineParser(
         prog="python -m edgeprune.pipeline", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="exit codes: 0 fits, 2 bad input, 3 nothing fits the budget(s), "
@@ -133,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=pathlib.Path, default=None,
                         help="output folder (default: runs/<model>-<budget>kb); an existing run "
                              "with the same arguments is resumed, anything else is refused")
-    parser.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=whole_number(0, 2**32 - 1), default=0,
+                        help="random seed, 0 .. 4294967295 (default 0)")
     parser.add_argument("--min-threshold", type=min_threshold_value, default=0.0005,
                         help="Minimum Threshold: weights every layer keeps, as a fraction of all "
                              "prunable weights or a count (default 0.0005 = 0.05%%, the paper's)")
@@ -163,8 +136,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.data == "uci" and args.data_path is None:
         parser.error("--data uci needs --data-path (the official archive; get it with "
                      "`python -m har_data download`)")
-    if args.data_path is not None and not args.data_path.exists():  # before TensorFlow loads
-        parser.error(f"--data-path {args.data_path}: no such file or directory")
+    if args.data_path is not None:  # before TensorFlow loads
+        if not args.data_path.exists():
+            parser.error(f"--data-path {args.data_path}: no such file or directory")
+        if not (args.data_path.is_file() or args.data_path.is_dir()):
+            from har_data.files import kind
+
+            parser.error(f"--data-path {args.data_path}: not a regular file or folder "
+                         f"({kind(args.data_path.stat().st_mode)})")
     if args.max_instructions is not None:
         if not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")):
             parser.error("--max-instructions measures candidates on an emulated board: install "

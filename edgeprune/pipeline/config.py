@@ -48,6 +48,7 @@ class RunConfig:
     firmware: bool
     workers: int | None  # None: every core
     ray_address: str | None
+    data_fingerprint: str | None = None  # har_data.fingerprint of the data read (run sets it)
 
     @property
     def budget_bytes(self) -> int:
@@ -68,8 +69,19 @@ class RunConfig:
 
     def identity(self) -> dict[str, Any]:
         """What defines the run's results (``run.json``; a rerun resumes only when equal).
-        Where and how it runs (``out``, ``firmware``, ``workers``, ``ray_address``) does
-        not; options added later are left out when unset, so older runs resume."""
+        The data is identified by ``data_fingerprint`` (what the files hold) when set, not
+        by the path's text. Where and how it runs (``out``, ``firmware``, ``workers``,
+        ``ray_address``) does not; options added later are left out when unset, so older
+        runs resume."""
+        keys = self.legacy_identity()
+        if self.data_fingerprint is not None:
+            del keys["data_path"]
+            keys = {**keys, "data_fingerprint": self.data_fingerprint}
+        return keys
+
+    def legacy_identity(self) -> dict[str, Any]:
+        """The identity run folders written before data fingerprints stored (the path's
+        text stands for the data): such a folder is still resumed when this one matches."""
         keys = {"model": self.model, "budget_kb": self.budget_kb, "data": self.data,
                 "data_path": self.data_path, "seed": self.seed,
                 "min_threshold": self.min_threshold}

@@ -3,7 +3,6 @@ speed frontier with --max-instructions)."""
 
 from __future__ import annotations
 
-import json
 import pathlib
 import platform
 import shutil
@@ -26,7 +25,15 @@ from edgeprune.pipeline.records import (  # noqa: E402
     SpeedProbe,
     StageLog,
 )
-from edgeprune.pipeline.rundir import atomic_write_bytes  # noqa: E402
+from edgeprune.pipeline.reportfile import (  # noqa: E402,F401  (summary_*: re-exported)
+    REPORT_JSON,
+    REPORT_MD,
+    read_report,
+    summary_rows,
+    summary_table,
+    write_json,
+    write_report_md,
+)
 
 
 def _save(fig: plt.Figure, path: pathlib.Path) -> None:
@@ -119,104 +126,6 @@ def plot_confusion(matrix: np.ndarray, labels: list[str], title: str, path: path
     _save(fig, path)
 
 
-def summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
-    """The run's headline figures as (what, value) pairs."""
-    acc, size, sel = report["accuracy"], report["bytes"], report["selected"]
-
-    def pct(x: float | None) -> str:
-        return "n/a" if x is None else f"{100 * x:.2f}%"
-
-    rows = [
-        ("data set", report["dataset"]["name"]),
-        ("budget", f"{report['budget_bytes']} B ({report['budget_bytes'] / 1024:g} KiB)"),
-        ("fits budget", "yes" if report["fits_budget"] else "NO"),
-    ]
-    if report.get("budget_instructions") is not None:
-        rows.append(("instruction budget",
-                     f"{report['budget_instructions']} per window on the emulated board: "
-                     + ("met" if report.get("fits_instruction_budget") else "NOT met")))
-    rows += [
-        ("selected", ", ".join(f"{k}={v}" for k, v in sel.items())),
-    ]
-    refit = report.get("refit")
-    if refit:
-        rows.append(("refit on train + validation",
-                     (f"shipped: {refit['n_train']} windows, dense {refit['dense_epochs']} "
-                      f"epochs, fine-tuning {refit['finetune_epochs'] or 0} epochs"
-                      + ("" if refit.get("sparsity") == refit.get("selected_sparsity") else
-                         f", pruned on from {refit['selected_sparsity']:.0%} to fit"))
-                     if refit["shipped"] else
-                     f"not shipped: its C model ({refit['model_bytes']} B) does not fit"))
-    shipped_refit = bool(refit and refit["shipped"])
-    rows += [
-        ("model bytes (C, measured)", f"{size['model']} B"),
-        ("kernel code bytes", f"{size['code']} B"),
-        ("RAM (state + scratch)", f"{size['ram']} B"),
-        ("int8 .tflite / sparse .tflite (size only)",
-         f"{size['tflite_int8']} B / {size['tflite_sparse']} B"),
-        ("val accuracy (C int8" + (", the model before the refit)" if shipped_refit else ")"),
-         pct(acc["val"])),
-        ("test accuracy: float / TFLite int8 / C int8",
-         f"{pct(acc['test_float'])} / {pct(acc['test_tflite_int8'])} / {pct(acc['test_c_int8'])}"),
-    ]
-    if "test_tflite_int16x8" in acc:
-        rows.append(("test accuracy: TFLite int16x8 (shipped to TFLM)",
-                     f"{pct(acc['test_tflite_int16x8'])} ({size['tflite_int16x8']} B)"))
-    if report.get("mcu"):
-        mcu = report["mcu"]
-        rows.append((f"MCU ({mcu['board']})",
-                     f"flash {mcu['flash_bytes']} B, RAM {mcu['ram_bytes']} B, "
-                     f"{mcu['instructions_per_window']} instructions/window, "
-                     f"agreement {pct(mcu['agreement'])}"))
-    return rows
-
-
-def summary_table(report: dict[str, Any]) -> str:
-    """A plain-text table of the headline figures and the run's warnings, for its end."""
-    rows = summary_rows(report)
-    width = max(len(k) for k, _ in rows)
-    return "\n".join([*(f"  {k.ljust(width)}  {v}" for k, v in rows),
-                      *(f"  WARNING {w}" for w in report.get("warnings", []))])
-
-
-def write_report_md(report: dict[str, Any], path: pathlib.Path) -> None:
-    """A readable report.md: headline table, candidates, per-layer table, plots."""
-    lines = [f"# edgeprune run: {report['model']} under {report['budget_bytes'] / 1024:g} KiB", ""]
-    lines += ["| | |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in summary_rows(report)]
-    for warning in report.get("warnings", []):
-        lines += ["", f"**Warning:** {warning}"]
-    lines += ["", "Accuracies say their split: selection used the validation split only; the",
-              "test split was evaluated once, for the selected model.", "",
-              "## Candidates", "",
-              "| architecture | sparsity | fine-tuned | model bytes | val acc. (C int8) "
-              "| instructions/window | fits |",
-              "|---|---|---|---|---|---|---|"]
-    for c in report["candidates"]:
-        mark = " (selected)" if c.get("selected") else ""
-        count = c.get("instructions_per_window") or ""
-        lines.append(f"| {c['arch']} | {c['sparsity']:.3f} | {'yes' if c['finetuned'] else 'no'} "
-                     f"| {c['model_bytes']} | {100 * c['val_accuracy']:.2f}% | {count} "
-                     f"| {'yes' if c['fits'] else 'no'}{mark} |")
-    lines += ["", "## Per-layer sparsity", "",
-              "| layer | weights | nonzeros | sparsity | MT floor | dead units |",
-              "|---|---|---|---|---|---|"]
-    lines += [f"| {r['name']} | {r['weights']} | {r['nonzeros']} | {100 * r['sparsity']:.1f}% "
-              f"| {r['floor']} | {r['dead_units']} |" for r in report["per_layer"]]
-    lines += ["", "## Plots", "", "![frontier](frontier.png)", "",
-              *(["![speed frontier](speed_frontier.png)", ""]
-                if report.get("budget_instructions") is not None else []),
-              "![per-layer sparsity](per_layer_sparsity.png)", "",
-              "![confusion matrix](confusion_matrix.png)", "",
-              "## Stages", "",
-              f"Run on {report['executor']['description']}.", "",
-              "| stage | seconds | node |", "|---|---|---|"]
-    nodes = report.get("stage_nodes", {})
-    lines += [f"| {k} | {v:.1f} | {nodes.get(k, 'driver')} |"
-              for k, v in report["seconds"].items()]
-    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
-
-
 def build_report(*, config: RunConfig, ds: Any, candidates: list[Candidate],
                  shipped: Candidate, tolerance: float, speed_probes: list[SpeedProbe],
                  exported: ExportResult, refit: RefitResult | None,
@@ -269,7 +178,8 @@ def build_report(*, config: RunConfig, ds: Any, candidates: list[Candidate],
 
 
 def write_all(report: dict[str, Any], out: pathlib.Path) -> None:
-    """The plots, ``report.json`` and ``report.md`` of a finished run."""
+    """The plots, ``report.json`` and ``report.md`` of a finished run; sections of an
+    earlier report that this one does not set are kept (an unreadable one raises)."""
     plot_frontier(report["candidates"], report["budget_bytes"], out / "frontier.png")
     if report["budget_instructions"] is not None:
         plot_speed_frontier(report["candidates"], report["budget_instructions"],
@@ -277,8 +187,10 @@ def write_all(report: dict[str, Any], out: pathlib.Path) -> None:
     plot_per_layer(report["per_layer"], out / "per_layer_sparsity.png")
     plot_confusion(np.array(report["confusion_test_c_int8"]), ["0", "1"],
                    "HAR-2 test, C int8 model", out / "confusion_matrix.png")
-    atomic_write_bytes(out / "report.json", (json.dumps(report, indent=2) + "\n").encode())
-    write_report_md(report, out / "report.md")
+    previous = read_report(out / REPORT_JSON) or {}  # raises if unreadable: never replaced
+    report = {**previous, **report}  # sections added by others (e.g. the API) are kept
+    write_json(out / REPORT_JSON, report)
+    write_report_md(report, out / REPORT_MD)
 
 
 def versions() -> dict[str, str]:

@@ -240,11 +240,13 @@ def finetune(ctx: StageContext, arch: Arch, dense: Weights,
         epoch = _prune_and_finetune(ctx, model, ctx.model(arch, dense), sparsity,
                                     ctx.xy("train"), ctx.xy("val"),
                                     epochs=ctx.config.settings.finetune_epochs, tag=tag)
-    reached = sparsity
-    if sparsity > 0 and measure.c_bytes(ctx.family, ctx.ds, model) > ctx.config.budget_bytes:
+    about = {"finetuned": True, "weights": tag, "finetune_epoch": epoch,
+             "finetuned_sparsity": sparsity}
+    row = _row(ctx, arch, sparsity, model, **about)
+    if sparsity > 0 and not row.fits:
         reached, _ = _prune_on_to_fit(ctx, model, arch, sparsity)
-    row = _row(ctx, arch, reached, model, finetuned=True, weights=tag, finetune_epoch=epoch,
-               finetuned_sparsity=sparsity)
+        if reached != sparsity:
+            row = _row(ctx, arch, reached, model, **about)
     return row, model.get_weights()
 
 
