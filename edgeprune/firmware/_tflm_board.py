@@ -2,9 +2,11 @@
 
 TFLM itself comes from a TFLM tree (``../shared/tflm`` next to the checkout, or
 ``$EDGEPRUNE_TFLM_DIR``; its Makefile builds ``libtensorflow-microlite.a`` for a Cortex-M4F
-with the reference kernels or CMSIS-NN). The library is built once per tree content,
-variant and compiler and kept under ``$EDGEPRUNE_CACHE`` (default ``~/.cache/edgeprune``)
-``/tflm/<variant>-<key>/``. The firmware is the folder ``generate_tflm`` writes (main.cc
+with the reference kernels or CMSIS-NN). Only the archive members the firmware links are
+compiled (``firmware_templates/cortex_m/tflm_members.txt``; the full library when a folder
+registers an op outside ``DEFAULT_OPS``), once per tree content, variant, member list and
+compiler, and kept under ``$EDGEPRUNE_CACHE`` (default ``~/.cache/edgeprune``)
+``/tflm/<variant>[-subset]-<key>/``. The firmware is the folder ``generate_tflm`` writes (main.cc
 with ``EP_TFLM_NO_MAIN`` and ``EP_TFLM_LOG=ep_puts``) plus the cortex_m board files and
 ``tflm_main.cc``, which runs the windows and prints the lines the C model's firmware
 prints: the same parser, instruction counts and size accounting serve both.
@@ -21,6 +23,7 @@ import shutil
 import string
 import subprocess
 import tempfile
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -53,7 +56,7 @@ from edgeprune.firmware._errors import (
     ToolchainMissing,
     UnknownBoard,
 )
-from edgeprune.firmware._tflm import read_array
+from edgeprune.firmware._tflm import DEFAULT_OPS, read_array, resolver_call
 
 #: Kernel sets the TFLM tree builds: TFLM's reference kernels, or CMSIS-NN's.
 VARIANTS = ("ref", "cmsis_nn")
@@ -70,6 +73,9 @@ LINK_FLAGS = ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d
               "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", "-Wl,--gc-sections")
 #: Defines the board build adds to main.cc (the folder's own main() is left out).
 APP_DEFINES = ("-DEP_TFLM_NO_MAIN", "-DEP_TFLM_LOG=ep_puts")
+
+#: The member lists of the subset library (in firmware_templates/cortex_m/).
+MEMBERS_FILE = "tflm_members.txt"
 
 _BOARD_FILES = ("startup.c", "board.c", "board.h", "common.ld", f"{TFLM_BOARD}.ld",
                 "tflm_main.cc")
@@ -119,10 +125,34 @@ def _cache_root() -> Path:
     return Path(root) / "tflm"
 
 
-def library_key(tree: Path, variant: str) -> str:
-    """Hash of every file of the tree (sources, headers, flags, Makefile; not ``build/``),
-    the variant and the compiler version: the cache key of the built library."""
+def library_members(variant: str) -> tuple[str, ...]:
+    """The archive members (``name.o``) the firmware links for ``variant``: the subset the
+    board build compiles (``firmware_templates/cortex_m/tflm_members.txt``)."""
+    _check_variant(variant)
+    lines = (templates_dir() / "cortex_m" / MEMBERS_FILE).read_text().splitlines()
+    return tuple(sorted(m for v, m in (ln.split() for ln in lines
+                                       if ln.strip() and not ln.startswith("#")) if v == variant))
+
+
+def folder_ops(tflm_dir: str | os.PathLike[str]) -> set[str]:
+    """The resolver calls (``AddTanh``, ...) a TFLM folder's tflm_config.h registers."""
+    config = (Path(tflm_dir) / "tflm_config.h").read_text(errors="replace")
+    return set(re.findall(r"\(resolver\)\.(Add\w+)\(\)", config))
+
+
+def subset_covers(tflm_dir: str | os.PathLike[str]) -> bool:
+    """Whether the member subset holds every kernel the folder registers (else the build
+    needs the full library)."""
+    return folder_ops(tflm_dir) <= {resolver_call(op) for op in DEFAULT_OPS}
+
+
+def library_key(tree: Path, variant: str, members: tuple[str, ...] | None = None) -> str:
+    """Cache key of a built library: hash of every file of the tree (sources, headers,
+    flags files, Makefile; not ``build/``), the variant, the member list (None: all) and
+    the compiler version."""
     h = hashlib.sha256(f"{variant}\n{toolchain_versions()['gcc']}\n".encode())
+    if members is not None:  # (the full library's key is unchanged from before subsets)
+        h.update(("members " + " ".join(members) + "\n").encode())
     for p in sorted(tree.rglob("*")):
         rel = p.relative_to(tree).as_posix()
         if p.is_file() and not rel.startswith("build/"):
@@ -131,13 +161,17 @@ def library_key(tree: Path, variant: str) -> str:
 
 
 def tflm_library(variant: str, tree: str | os.PathLike[str] | None = None,
-                 jobs: int = 2) -> Path:
-    """``libtensorflow-microlite.a`` of ``variant``, built with the tree's Makefile (objects
-    outside the tree) unless the cache holds it; concurrent callers wait for one build."""
+                 jobs: int = 2, *, subset: bool = True) -> Path:
+    """``libtensorflow-microlite.a`` of ``variant`` built with the tree's Makefile (objects
+    outside the tree) unless the cache holds it; concurrent callers wait for one build.
+    ``subset``: only :func:`library_members` (what the firmware links; about a third of
+    the sources), else every source of the tree. Cached under
+    ``$EDGEPRUNE_CACHE/tflm/<variant>[-subset]-<key>/`` (see :func:`library_key`)."""
     _check_variant(variant)
     root = check_tflm(tree)
-    key = library_key(root, variant)
-    dest = _cache_root() / f"{variant}-{key}"
+    members = library_members(variant) if subset else None
+    key = library_key(root, variant, members)
+    dest = _cache_root() / f"{variant}{'-subset' if subset else ''}-{key}"
     lib = dest / "libtensorflow-microlite.a"
     if lib.is_file():
         return lib
@@ -149,6 +183,8 @@ def tflm_library(variant: str, tree: str | os.PathLike[str] | None = None,
         with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".build-{variant}-") as tmp:
             cmd = ["make", "-s", "-C", str(root), f"VARIANT={variant}", f"OUT={tmp}/obj",
                    f"-j{max(1, jobs)}", "all"]
+            cmd += [f"MEMBERS={' '.join(members)}"] if members is not None else []
+            start = time.monotonic()
             try:
                 proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
             except subprocess.TimeoutExpired as exc:
@@ -156,12 +192,20 @@ def tflm_library(variant: str, tree: str | os.PathLike[str] | None = None,
             if proc.returncode != 0:
                 raise BuildFailed(f"TFLM {variant} library build failed: "
                                   f"{_first_error_line(proc.stderr + proc.stdout)}")
+            seconds = time.monotonic() - start
             staged = Path(tmp) / "lib"
             staged.mkdir()
             shutil.copy2(Path(tmp) / "obj" / lib.name, staged / lib.name)
-            (staged / "built-with.txt").write_text(shlex.join(cmd) + "\n")
+            (staged / "built-with.txt").write_text(
+                f"{shlex.join(cmd)}\n# {seconds:.1f} s wall, {os.cpu_count()} CPUs\n")
             staged.rename(dest)
     return lib
+
+
+def linked_members(map_file: str | os.PathLike[str]) -> set[str]:
+    """The ``libtensorflow-microlite.a`` members a link map says the linker pulled in."""
+    text = Path(map_file).read_text(errors="replace")
+    return set(re.findall(r"libtensorflow-microlite\.a\(([^)\s]+)\)", text))
 
 
 def app_cxxflags(tree: Path, variant: str) -> list[str]:
@@ -226,7 +270,9 @@ def set_arena(tflm_dir: str | os.PathLike[str], arena: Mapping[str, int], note: 
     text = re.sub(r"\n// arena: [^\n]*", "", text)
     text = text.replace("\nconstexpr int kTensorArenaSize",
                         f"\n// arena: {note}\nconstexpr int kTensorArenaSize", 1)
-    path.write_text(text)
+    from edgeprune.pipeline.rundir import atomic_write_bytes
+
+    atomic_write_bytes(path, text.encode())
 
 
 # ---------------------------------------------------------------------------------------
@@ -263,12 +309,14 @@ def build_tflm_firmware(
     ``flash_bytes`` (vectors + text + rodata + init arrays + data, without the test
     windows), ``static_ram_bytes`` (data + bss: the arenas included), ``arena_bytes``,
     ``model_bytes`` (the flatbuffers), ``code_bytes`` (flash minus model), ``sections``,
-    ``library``, ``commands`` (the compile and link command lines)."""
+    ``library`` (and ``library_members``: "subset" or "all"), ``commands`` (the compile
+    and link command lines)."""
     _check_variant(variant)
     check_toolchain(need_qemu=False)
     root = check_tflm(tree)
-    lib = tflm_library(variant, root, jobs)
     info = folder_info(tflm_dir)
+    subset = subset_covers(tflm_dir)
+    lib = tflm_library(variant, root, jobs, subset=subset)
     w = np.asarray(windows, dtype=np.float32)
     w = w.reshape(w.shape[0], -1) if w.ndim == 3 else w
     if w.ndim != 2 or w.shape[0] < 1 or w.shape[1] != info["window_len"]:
@@ -329,6 +377,7 @@ def build_tflm_firmware(
         "testdata_bytes": sec.get(".ep_testdata", 0),
         "sections": {s: sec[s] for s in (*FLASH_SECTIONS, ".bss", ".ep_testdata") if s in sec},
         "library": str(lib),
+        "library_members": "subset" if subset else "all",
         "commands": [shlex.join(c) for c in (*cmds, link)],
         "windows": w,
         "expected": e,
