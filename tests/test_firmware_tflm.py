@@ -1,7 +1,8 @@
 """The TFLM template: generation from export.tflite's model_data.*, and a syntax check.
 
-TFLM sources are not installable here, so main.cc is only checked with ``g++
--fsyntax-only`` against minimal stand-in headers that declare the TFLM API it uses.
+Without a TFLM tree (a fresh clone) main.cc is checked with ``g++ -fsyntax-only``
+against minimal stand-in headers declaring the TFLM API it uses; the real build, run on
+the emulated board, is ``tests/test_firmware_tflm_board.py`` (needs ``../shared/tflm``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from edgeprune import firmware
+from edgeprune.firmware import _tflm_board
 from edgeprune.firmware._tflm import DEFAULT_OPS, read_array, resolver_call
 
 STUB_INTERP = """
@@ -20,10 +22,13 @@ STUB_INTERP = """
 #include <cstddef>
 #include <cstdint>
 enum TfLiteStatus { kTfLiteOk = 0, kTfLiteError = 1 };
-enum TfLiteType { kTfLiteFloat32 = 1, kTfLiteInt8 = 9 };
+enum TfLiteType { kTfLiteFloat32 = 1, kTfLiteInt16 = 7, kTfLiteInt8 = 9 };
 struct TfLiteQuantizationParams { float scale; int32_t zero_point; };
-union TfLitePtrUnion { int8_t* int8; float* f; };
-struct TfLiteTensor { TfLiteType type; TfLitePtrUnion data; TfLiteQuantizationParams params; };
+union TfLitePtrUnion { int8_t* int8; int16_t* i16; float* f; void* data; };
+struct TfLiteTensor {
+  TfLiteType type; TfLitePtrUnion data; TfLiteQuantizationParams params; size_t bytes;
+};
+const char* TfLiteTypeGetName(TfLiteType);
 namespace tflite {
 struct Model { uint32_t version() const; };
 const Model* GetModel(const void* buf);
@@ -32,6 +37,8 @@ class MicroInterpreter {
  public:
   MicroInterpreter(const Model*, const MicroOpResolver&, uint8_t*, size_t);
   TfLiteStatus AllocateTensors();
+  TfLiteStatus initialization_status() const;
+  size_t arena_used_bytes() const;
   TfLiteStatus Invoke();
   TfLiteTensor* input(size_t);
   TfLiteTensor* output(size_t);
@@ -56,6 +63,8 @@ STUBS = {
     "InitializeTarget(); }\n",
     "tensorflow/lite/schema/schema_generated.h": "#pragma once\n#define TFLITE_SCHEMA_VERSION 3\n",
     "tensorflow/lite/micro/micro_interpreter.h": STUB_INTERP,
+    "tensorflow/lite/micro/cortex_m_generic/debug_log_callback.h": "#pragma once\nextern \"C\" "
+    "void RegisterDebugLogCallback(void (*)(const char*));\n",
 }
 
 BUNDLE_H = """\
@@ -149,6 +158,7 @@ def test_main_cc_syntax(kind: str, tmp_path: Path) -> None:
             "-Wall",
             "-Wextra",
             "-Werror",
+            "-DEP_TFLM_LOG=ep_puts",
             "-I",
             str(stubs),
             "-I",
@@ -166,3 +176,69 @@ def test_main_cc_syntax(kind: str, tmp_path: Path) -> None:
 def test_tflm_needs_model_data(tmp_path: Path) -> None:
     with pytest.raises(firmware.MissingCModel, match="model_data.h"):
         firmware.generate_tflm(tmp_path, tmp_path / "out")
+
+
+# ---- the TFLM library subset (what the board build compiles) -------------------------
+
+
+def _default_ops_folder(tmp_path: Path, kind: str = "bundle") -> Path:
+    """A generated folder registering every op of DEFAULT_OPS (the stand-in bytes are no
+    model, so generate_tflm falls back to the default list)."""
+    src = tmp_path / kind / "tflm"
+    src.mkdir(parents=True)
+    (src / "model_data.h").write_text(BUNDLE_H if kind == "bundle" else SINGLE_H)
+    (src / "model_data.cc").write_text(CC)
+    return Path(firmware.generate_tflm(src, tmp_path / kind / "fw")["dir"])
+
+
+def test_subset_covers_default_ops_only(tmp_path: Path) -> None:
+    folder = _default_ops_folder(tmp_path)
+    assert _tflm_board.folder_ops(folder) == {resolver_call(op) for op in DEFAULT_OPS}
+    assert _tflm_board.subset_covers(folder)
+    config = folder / "tflm_config.h"
+    config.write_text(config.read_text().replace(
+        "(resolver).AddTanh(); \\", "(resolver).AddTanh(); \\\n        (resolver).AddGather(); \\"))
+    assert not _tflm_board.subset_covers(folder)  # another op: the full library
+
+
+def test_member_lists() -> None:
+    """Both variants listed; CMSIS-NN's holds the CMSIS-NN functions, the reference one
+    none; the interpreter core and every exported op's kernel in both."""
+    for variant in firmware.VARIANTS:
+        members = firmware.library_members(variant)
+        assert len(members) == len(set(members)) > 40
+        assert {"micro_interpreter.o", "micro_allocator.o", "fully_connected.o", "tanh.o",
+                "logistic.o", "conv.o", "expand_dims.o", "reduce.o"} <= set(members)
+        arm = [m for m in members if m.startswith("arm_")]
+        assert (len(arm) > 20) if variant == "cmsis_nn" else not arm
+
+
+TREE_REASON = _tflm_board.tflm_unavailable()
+
+
+@pytest.mark.skipif(TREE_REASON is not None, reason=f"no TFLM build here: {TREE_REASON}")
+def test_member_lists_name_tree_sources() -> None:
+    tree = _tflm_board.default_tree()
+    for variant in firmware.VARIANTS:
+        sources = (tree / f"sources_{variant}.txt").read_text().split()
+        objects = {Path(s).stem + ".o" for s in sources if "/" in s}
+        assert set(firmware.library_members(variant)) <= objects
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(TREE_REASON is not None, reason=f"no TFLM build here: {TREE_REASON}")
+@pytest.mark.parametrize("variant", ["ref", "cmsis_nn"])
+def test_subset_library_links_exactly_its_members(variant: str, tmp_path: Path) -> None:
+    """The firmware with every DEFAULT_OPS op registered links against the subset library
+    (first run: builds it, about a third of TFLM's sources), and the linker pulls in every
+    listed member: the list is what the firmware needs, no more (else regenerate it with
+    scripts/tflm_members.py)."""
+    import numpy as np
+
+    folder = _default_ops_folder(tmp_path)
+    built = _tflm_board.build_tflm_firmware(
+        folder, np.zeros((1, 128 * 9), np.float32), None, variant, tmp_path / "fw")
+    assert built["library_members"] == "subset"
+    assert "-subset-" in built["library"]
+    linked = firmware.linked_members(Path(built["firmware_dir"]) / "build" / "firmware.map")
+    assert linked == set(firmware.library_members(variant))

@@ -1,5 +1,5 @@
 """Command-line door to the benchmarks:
-``python -m edgeprune.bench {dense,sparsity,kernels,seeds}``."""
+``python -m edgeprune.bench {dense,sparsity,kernels,seeds,peers}``."""
 
 import importlib
 import sys
@@ -7,7 +7,7 @@ import sys
 import edgeprune  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from edgeprune._cli import OneLineParser
 
-SUBCOMMANDS = ("dense", "sparsity", "kernels", "seeds")
+SUBCOMMANDS = ("dense", "sparsity", "kernels", "seeds", "peers")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,11 @@ Public door::
                           out_dir=OUT / "firmware" / "mps2-an386-dense")
     write_report(OUT / "report.json", compare_builds(mcu, dense), key="mcu_dense_vs_sparse")
 
+TFLM on the board (needs a TFLM tree, ``../shared/tflm``)::
+
+    rep = tflm_build_and_run(OUT / "firmware" / "tflm", windows, classes, scores,
+                             variant="cmsis_nn", out_dir=OUT / "firmware" / "tflm-mps2-an386")
+
 Templates live in ``firmware_templates/`` (cortex_m, arduino, tflm). Every failure is a
 ``FirmwareError`` subclass with a one-line message and the CLI exit code it maps to.
 """
@@ -43,6 +48,19 @@ from edgeprune.firmware._errors import (
     UnknownBoard,
 )
 from edgeprune.firmware._tflm import generate_tflm
+from edgeprune.firmware._tflm_board import (
+    VARIANTS,
+    build_tflm_firmware,
+    host_reference,
+    library_members,
+    linked_members,
+    measure_arena,
+    on_input_grid,
+    set_arena,
+    tflm_build_and_run,
+    tflm_library,
+    tflm_unavailable,
+)
 from edgeprune.firmware._windows import MAX_WINDOWS, WINDOWS_FILE, load_windows, save_windows
 
 __all__ = [
@@ -61,6 +79,7 @@ __all__ = [
     "MissingCModel",
     "ToolchainMissing",
     "UnknownBoard",
+    "VARIANTS",
     "build_and_run",
     "build_firmware",
     "encode_frame",
@@ -73,6 +92,16 @@ __all__ = [
     "check_toolchain",
     "compare_builds",
     "find_c_model",
+    "build_tflm_firmware",
+    "host_reference",
+    "library_members",
+    "linked_members",
+    "measure_arena",
+    "on_input_grid",
+    "set_arena",
     "templates_dir",
+    "tflm_build_and_run",
+    "tflm_library",
+    "tflm_unavailable",
     "write_report",
 ]

@@ -6,7 +6,13 @@ run:     build, run under qemu-system-arm (semihosting, -icount shift=0) with a 
          compare the predictions with the Python integer reference, and merge the result
          into a report (see "where a run's result goes").
 arduino: write the Arduino sketch folder OUT/firmware/arduino/edgeprune_har/.
-tflm:    write OUT/firmware/tflm/ (main.cc + export.tflite's model_data.*, not compiled).
+tflm:    write OUT/firmware/tflm/ (main.cc + export.tflite's model_data.*). With
+         --board-run (needs a TFLM tree: --tflm-tree, $EDGEPRUNE_TFLM_DIR or
+         ../shared/tflm) also build it for mps2-an386 with each --variant (ref, cmsis_nn;
+         default both), run it under QEMU on the all-zero normalised window, write the
+         arena measured there into firmware/tflm/model_data.h (the largest over the
+         variants) and flash/RAM/arena/instructions under the key tflm_mcu (in a
+         pipeline's run folder: into OUT/firmware/board_runs.json, see below).
 
 Windows: --windows-file F.npz (arrays 'windows' (N,128,9) int in the model's input type
 and 'expected' (N,) reference classes), else OUT/test_windows.npz (the pipeline writes
@@ -17,9 +23,9 @@ Where a run's result goes: in a pipeline's run folder (it holds run.json), only 
 the pipeline's own measurement (its C model and all its test windows on mps2-an386,
 exact count, key mcu) updates report.json and report.md together; any other run
 (--synthetic, --windows, --windows-file, --c-model, --board, --no-trace, --kernels,
---report-key)
-is merged into OUT/firmware/board_runs.json instead. Elsewhere it is merged into
-OUT/report.json. A report that exists but cannot be read is never replaced (exit 2).
+--report-key, tflm --board-run) is merged into OUT/firmware/board_runs.json instead.
+Elsewhere it is merged into OUT/report.json. A report that exists but cannot be read is
+never replaced (exit 2).
 
 Exit codes: 0 ok (run: every prediction agrees); 2 bad input (unknown board, no C model,
 bad windows, unreadable report, usage); 3 toolchain missing; 4 build failed; 5 firmware
@@ -49,6 +55,13 @@ from edgeprune.firmware._cortex_m import (
 )
 from edgeprune.firmware._errors import BadReport, BadWindows, FirmwareError, MissingCModel
 from edgeprune.firmware._tflm import generate_tflm
+from edgeprune.firmware._tflm_board import (
+    TFLM_BOARD,
+    VARIANTS,
+    folder_info,
+    set_arena,
+    tflm_build_and_run,
+)
 from edgeprune.firmware._windows import MAX_WINDOWS, WINDOWS_FILE, load_windows
 
 EXIT_DISAGREE = 6
@@ -133,6 +146,36 @@ def _store(args: argparse.Namespace, out: Path, target: Path, mcu: dict[str, Any
         write_report(target, mcu, key=args.report_key)
 
 
+def _tflm_board_run(args: argparse.Namespace, folder: Path, out: Path) -> dict[str, Any]:
+    """Each variant on the board; the measured arena into model_data.h; the ``tflm_mcu``
+    section into report.json (a pipeline's run folder: firmware/board_runs.json)."""
+    from edgeprune.pipeline.reportfile import UnreadableReport, read_report
+
+    target = out / (BOARD_RUNS if (out / "run.json").exists() else "report.json")
+    try:
+        read_report(target)
+    except UnreadableReport as err:
+        raise BadReport(f"{err}; nothing was built or written (move it away or repair "
+                        "it)") from None
+    keys = ("flash_bytes", "ram_bytes", "arena_bytes", "arena", "model_bytes",
+            "instructions_per_window", "instruction_method")
+    zero = np.zeros((1, folder_info(folder)["window_len"]), np.float32)
+    section = {}
+    for variant in args.variant or VARIANTS:
+        rep = tflm_build_and_run(folder, zero, variant=variant, tree=args.tflm_tree,
+                                 out_dir=out / "firmware" / f"tflm-{TFLM_BOARD}-{variant}",
+                                 timeout_s=args.timeout, exact=not args.no_trace)
+        section[variant] = {k: rep[k] for k in keys}
+    arena = {k: max(s["arena"][k] for s in section.values()) for k in ("step", "head")}
+    note = f"smallest that runs on {TFLM_BOARD} ({', '.join(section)}), largest taken"
+    set_arena(folder, arena, note)
+    write_report(target, {"board": TFLM_BOARD, **section}, key="tflm_mcu")
+    if target.name != "report.json":
+        print(f"{PROG}: note: result merged into {target} under 'tflm_mcu', not into the "
+              "pipeline's report.json (tflm --board-run)", file=sys.stderr)
+    return section
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="python -m edgeprune.firmware",
@@ -170,6 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
                              "ep_kernels_config.h)")
     parser.add_argument("--report-key", default="mcu",
                         help="section name the result is merged under (default mcu)")
+    parser.add_argument("--board-run", action="store_true",
+                        help="tflm: build and run the folder on mps2-an386 with TFLM "
+                             "(default: off)")
+    parser.add_argument("--variant", choices=VARIANTS, action="append",
+                        help="tflm --board-run: kernel set (repeatable; default both)")
+    parser.add_argument("--tflm-tree", help="tflm --board-run: TFLM tree (default "
+                                            "$EDGEPRUNE_TFLM_DIR, else ../shared/tflm)")
     return parser
 
 
@@ -188,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "tflm":
             tflm = Path(args.tflm_dir) if args.tflm_dir else out / "tflm"
             res = generate_tflm(tflm, out / "firmware" / "tflm")
+            if args.board_run:
+                res["board"] = _tflm_board_run(args, Path(res["dir"]), out)
             print(json.dumps(res, indent=2))
             return 0
         if args.command == "arduino":

@@ -313,10 +313,18 @@ def _check_windows(
     return w.astype(np.int64), e.astype(np.int64)
 
 
+def _c_value(v: Any) -> str:
+    """An integer, or a float32 literal that reads back bit-exactly."""
+    if isinstance(v, (float, np.floating)):
+        s = f"{float(np.float32(v)):.9g}"
+        return s + ("f" if any(c in s for c in ".en") else ".0f")
+    return str(int(v))
+
+
 def _c_array_rows(rows: np.ndarray, per_line: int = 24) -> str:
     out = []
     for row in rows:
-        vals = [str(int(v)) for v in row]
+        vals = [_c_value(v) for v in row]
         lines = [", ".join(vals[i : i + per_line]) for i in range(0, len(vals), per_line)]
         out.append("    {\n        " + ",\n        ".join(lines) + "\n    }")
     return ",\n".join(out)
@@ -370,7 +378,9 @@ def generate_firmware(
     check_board(board)
     src = templates_dir() / "cortex_m"
     dst = prepare_out_dir(out_dir)
-    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("build", "*.md"), dirs_exist_ok=True)
+    shutil.copytree(
+        src, dst, ignore=shutil.ignore_patterns("build", "*.md", "tflm_*"), dirs_exist_ok=True
+    )
     (dst / MARKER).write_text("written by edgeprune.firmware; the folder is replaced on rebuild\n")
     (dst / "model").mkdir()
     files, kernels_config, _ = with_kernels(model.files, kernels)
@@ -379,15 +389,21 @@ def generate_firmware(
     if kernels_config is not None:
         (dst / "model" / "ep_kernels_config.h").write_text(kernels_config)
     (dst / "ep_config.h").write_text(render_config(model))
-    win = string.Template((src / "windows.h.in").read_text()).substitute(
+    write_windows_header(dst / "windows.h", windows, expected)
+    (dst / "windows.h.in").unlink()
+    return dst
+
+
+def write_windows_header(path: Path, windows: np.ndarray, expected: np.ndarray) -> None:
+    """``windows.h`` from the cortex_m template: ``windows`` (N, L) in ``ep_input_t`` (ints,
+    or float32 values written bit-exactly) and the expected classes (-1 = unknown)."""
+    win = string.Template((templates_dir() / "cortex_m" / "windows.h.in").read_text()).substitute(
         num_windows=windows.shape[0],
         window_len=windows.shape[1],
         windows_data=_c_array_rows(windows),
         expected_data="    " + ", ".join(str(int(v)) for v in expected),
     )
-    (dst / "windows.h").write_text(win)
-    (dst / "windows.h.in").unlink()
-    return dst
+    path.write_text(win)
 
 
 def _first_error_line(text: str) -> str:
@@ -434,7 +450,10 @@ def compile_firmware(src_dir: Path, board: str, timeout_s: float = 120.0) -> Pat
 # Measuring: sizes from the ELF and objects
 # ---------------------------------------------------------------------------------------
 
-FLASH_SECTIONS = (".isr_vector", ".text", ".rodata", ".ARM.exidx", ".data")
+FLASH_SECTIONS = (
+    ".isr_vector", ".text", ".rodata", ".ARM.exidx", ".preinit_array", ".init_array",
+    ".fini_array", ".data",
+)
 
 
 def section_sizes(path: Path) -> dict[str, int]:
@@ -499,8 +518,13 @@ def symbol_address(elf: Path, symbol: str) -> int:
 # ---------------------------------------------------------------------------------------
 
 
-def qemu_command(elf: Path, board: str, extra: Sequence[str] = ()) -> list[str]:
-    """The QEMU command line: semihosting on, deterministic ``-icount shift=0``."""
+def qemu_command(
+    elf: Path, board: str, extra: Sequence[str] = (), args: Sequence[str] = ()
+) -> list[str]:
+    """The QEMU command line: semihosting on, deterministic ``-icount shift=0``; ``args``
+    become the program's semihosting command line (``firmware args...``)."""
+    config = ",".join(["enable=on,target=native", *(f"arg={a}" for a in
+                                                    (["firmware", *args] if args else []))])
     return [
         QEMU,
         "-M",
@@ -511,7 +535,7 @@ def qemu_command(elf: Path, board: str, extra: Sequence[str] = ()) -> list[str]:
         "-serial",
         "none",
         "-semihosting-config",
-        "enable=on,target=native",
+        config,
         "-icount",
         "shift=0",
         *extra,
@@ -528,14 +552,17 @@ def _kill_group(proc: subprocess.Popen[Any]) -> None:
     proc.wait()
 
 
-def run_qemu(elf: Path, board: str, timeout_s: float) -> tuple[int, str, float]:
-    """Run the firmware; return (exit status, output, wall seconds).
+def run_qemu(
+    elf: Path, board: str, timeout_s: float, args: Sequence[str] = ()
+) -> tuple[int, str, float]:
+    """Run the firmware (``args``: its semihosting command line); return (exit status,
+    output, wall seconds).
 
     Raises FirmwareHung (QEMU killed) when it runs past ``timeout_s``.
     """
     t0 = time.monotonic()
     proc = subprocess.Popen(
-        qemu_command(elf, board),
+        qemu_command(elf, board, args=args),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -727,6 +754,49 @@ def parse_output(text: str, n_windows: int, board: str, rc: int) -> dict[str, An
     }
 
 
+def count_instructions(
+    elf: Path, board: str, ticks: Sequence[int], timeout_s: float, exact: bool
+) -> dict[str, Any]:
+    """Instructions per window: SysTick ``ticks`` x 40 (mean), or with ``exact`` the exact
+    count of window 0 from a QEMU trace (and its profile) unless it would be too long.
+
+    Returns ``instructions_per_window``, ``instruction_method`` and, when traced,
+    ``instruction_profile``, ``instruction_profile_lines``, ``instructions_per_tick``.
+    """
+    systick_instr = [t * INSTRUCTIONS_PER_TICK for t in ticks]
+    report: dict[str, Any] = {
+        "instructions_per_window": int(round(float(np.mean(systick_instr)))),
+        "instruction_method": (
+            f"systick: SysTick ticks x {INSTRUCTIONS_PER_TICK} under -icount shift=0 "
+            "(25 MHz clock, 1 ns per instruction), mean over windows (+-40 per window)"
+        ),
+    }
+    estimate = max(systick_instr)
+    if exact and estimate > EXACT_MAX_INSTRUCTIONS:
+        report["instruction_method"] += (
+            f"; exact trace skipped ({estimate / 1e6:.0f} M instructions > "
+            f"{EXACT_MAX_INSTRUCTIONS / 1e6:.0f} M)"
+        )
+    elif exact:
+        # the trace runs ~1.5 s per million instructions: give it room beyond timeout_s
+        trace_timeout = max(timeout_s, 10.0 + 3.0 * estimate / 1e6)
+        try:
+            trace = exact_instructions(elf, board, trace_timeout)
+        except FirmwareHung:
+            report["instruction_method"] += f"; exact trace gave up after {trace_timeout:.0f} s"
+        else:
+            count = trace.instructions
+            report["instructions_per_window"] = count
+            report["instruction_profile"] = trace.by_function
+            report["instruction_profile_lines"] = trace.by_line
+            report["instruction_method"] = (
+                "exact: QEMU -singlestep -d exec,nochain trace of window 0, instructions from "
+                "ep_mark_begin to ep_mark_end (instruction count, not cycles)"
+            )
+            report["instructions_per_tick"] = round(count / ticks[0], 3) if ticks[0] else None
+    return report
+
+
 # ---------------------------------------------------------------------------------------
 # The public entry points
 # ---------------------------------------------------------------------------------------
@@ -881,35 +951,7 @@ def build_and_run(
         "elf": built["elf"],
         "toolchain": toolchain_versions(),
     }
-    systick_method = (
-        f"systick: SysTick ticks x {INSTRUCTIONS_PER_TICK} under -icount shift=0 "
-        "(25 MHz clock, 1 ns per instruction), mean over windows (+-40 per window)"
-    )
-    report["instructions_per_window"] = int(round(float(np.mean(systick_instr))))
-    report["instruction_method"] = systick_method
-    estimate = max(systick_instr)
-    if exact and estimate > EXACT_MAX_INSTRUCTIONS:
-        report["instruction_method"] += (
-            f"; exact trace skipped ({estimate / 1e6:.0f} M instructions > "
-            f"{EXACT_MAX_INSTRUCTIONS / 1e6:.0f} M)"
-        )
-    elif exact:
-        # the trace runs ~1.5 s per million instructions: give it room beyond timeout_s
-        trace_timeout = max(timeout_s, 10.0 + 3.0 * estimate / 1e6)
-        try:
-            trace = exact_instructions(elf, board, trace_timeout)
-        except FirmwareHung:
-            report["instruction_method"] += f"; exact trace gave up after {trace_timeout:.0f} s"
-        else:
-            count = trace.instructions
-            report["instructions_per_window"] = count
-            report["instruction_profile"] = trace.by_function
-            report["instruction_profile_lines"] = trace.by_line
-            report["instruction_method"] = (
-                "exact: QEMU -singlestep -d exec,nochain trace of window 0, instructions from "
-                "ep_mark_begin to ep_mark_end (instruction count, not cycles)"
-            )
-            report["instructions_per_tick"] = round(count / ticks[0], 3) if ticks[0] else None
+    report.update(count_instructions(elf, board, ticks, timeout_s, exact))
     return report
 
 

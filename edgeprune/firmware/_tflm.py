@@ -18,7 +18,7 @@ from edgeprune.firmware._errors import MissingCModel
 #: Registered when the model's own operator list cannot be read (no LiteRT on the host).
 DEFAULT_OPS = (
     "ADD", "SUB", "MUL", "FULLY_CONNECTED", "LOGISTIC", "TANH", "QUANTIZE", "DEQUANTIZE",
-    "RESHAPE", "CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "MEAN", "SOFTMAX",
+    "RESHAPE", "EXPAND_DIMS", "CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "MEAN", "SOFTMAX",
 )  # fmt: skip
 
 _ARRAY_RE = r"const\s+unsigned\s+char\s+{name}\s*\[\s*\]\s*=\s*\{{([^}}]*)\}}"

@@ -56,8 +56,10 @@ def export_model(ctx: StageContext, best: Candidate,
         c_pred = fam.c_predict(int_model, ds.test.x)
 
         shipped = {"int8": fam.tflite(model, ds, "int8")}
-        if fam.tflm_quantization != "int8":
-            shipped[fam.tflm_quantization] = fam.tflite(model, ds, fam.tflm_quantization)
+        if fam.tflm_quantization != "int8":  # per tensor where TFLM's CMSIS-NN needs it
+            shipped[fam.tflm_quantization] = fam.tflite(
+                model, ds, fam.tflm_quantization,
+                per_tensor=tfl.tflm_per_tensor(fam.tflm_quantization))
         tfl_sizes, tfl_acc = {}, {}
         for quant, converted in shipped.items():
             parts = fam.tflite_files(converted)

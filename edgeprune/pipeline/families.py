@@ -53,9 +53,10 @@ class FastGRNNFamily:
         return cmodel.reference_predict(int_model, x16)[0]
 
     def tflite(self, model: keras.Model, ds, quantization: str = "int8", *,
-               sparse: bool = False) -> Any:
+               sparse: bool = False, per_tensor: bool = False) -> Any:
         return tfl.fastgrnn_to_tflite(models.fastgrnn_params(model), quantization,
-                                      ds.normalize(ds.train.x), sparse=sparse)
+                                      ds.normalize(ds.train.x), sparse=sparse,
+                                      per_tensor=per_tensor)
 
     def tflite_files(self, bundle: Any) -> dict[str, bytes]:
         return {"step": bundle.step, "head": bundle.head}
@@ -86,8 +87,9 @@ class CNNFamily:
         return cmodel.reference_predict_cnn(int_model, x16)[0]
 
     def tflite(self, model: keras.Model, ds, quantization: str = "int8", *,
-               sparse: bool = False) -> Any:
-        return tfl.keras_to_tflite(model, quantization, ds.normalize(ds.train.x), sparse=sparse)
+               sparse: bool = False, per_tensor: bool = False) -> Any:
+        return tfl.keras_to_tflite(model, quantization, ds.normalize(ds.train.x), sparse=sparse,
+                                   per_tensor=per_tensor)
 
     def tflite_files(self, model_bytes: Any) -> dict[str, bytes]:
         return {"model": model_bytes}

@@ -10,7 +10,8 @@ Public API
   default delegates off).
 - ``predict_tflm(model, windows)``, ``tflm_arena_size(model)``,
   ``compare_tflm_litert(model, windows)``: the TFLite Micro host runtime.
-- ``write_tflm_array(model, out_dir, name="model_data", arena_bytes=None)`` -> .h / .cc.
+- ``write_tflm_array(model, out_dir, name="model_data", arena_bytes=None)`` -> .h / .cc;
+  ``tflm_per_tensor(quantization)``: per-tensor weights for TFLM (int16x8: CMSIS-NN).
 - ``check_runtime214(models)``: run int8 models in tflite-runtime 2.14 (own venv).
 - ``representative_subset(model, representative, max_windows, seed=0)``: the windows an
   integer conversion calibrates on; ``step_activation_ranges(params, windows)`` (keys
@@ -34,6 +35,7 @@ from export.tflite._convert import (
     keras_to_tflite,
     representative_subset,
     step_calibration_pairs,
+    tflm_per_tensor,
 )
 from export.tflite._fastgrnn import check_params, reference_forward
 from export.tflite._predict import make_interpreter, predict_tflite
@@ -61,5 +63,6 @@ __all__ = [
     "step_activation_ranges",
     "step_calibration_pairs",
     "tflm_arena_size",
+    "tflm_per_tensor",
     "write_tflm_array",
 ]

@@ -233,6 +233,17 @@ def _quiet() -> Iterator[None]:
             os.close(old)
 
 
+def tflm_per_tensor(quantization: str) -> bool:
+    """Whether a TFLite Micro export of ``quantization`` needs per-tensor weight scales.
+
+    CMSIS-NN's int16 FULLY_CONNECTED accepts per-channel weights only with int8 input
+    (TFLM 90b983c, ``kernels/cmsis_nn/fully_connected.cc``): an int16x8 model with
+    per-channel weights fails to prepare there, so int16x8 goes per tensor for TFLM (it
+    runs on both kernel sets); int8 keeps per-channel scales.
+    """
+    return quantization == "int16x8"
+
+
 def _convert(
     keras_model: Any,
     quantization: str,

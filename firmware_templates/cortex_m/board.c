@@ -3,6 +3,7 @@
 
 /* ---- semihosting ------------------------------------------------------------------ */
 #define SYS_WRITE0 0x04
+#define SYS_GET_CMDLINE 0x15
 #define SYS_EXIT 0x18
 #define SYS_EXIT_EXTENDED 0x20
 #define ADP_STOPPED_APPLICATION_EXIT 0x20026
@@ -18,6 +19,12 @@ static int semihost(int op, const void *arg)
 void ep_puts(const char *s)
 {
     semihost(SYS_WRITE0, s);
+}
+
+int ep_cmdline(char *buf, unsigned cap)
+{
+    uint32_t block[2] = {(uint32_t)buf, cap};
+    return semihost(SYS_GET_CMDLINE, block);
 }
 
 void ep_exit(int code)

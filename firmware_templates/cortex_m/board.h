@@ -6,6 +6,10 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Firmware exit codes (become QEMU's exit status through semihosting). */
 #define EP_EXIT_OK 0        /* every window was run and its line printed */
 #define EP_EXIT_FAULT 3     /* HardFault / NMI / unexpected exception */
@@ -13,6 +17,7 @@
 /* Semihosting (needs a debugger or `qemu-system-arm -semihosting`). */
 void ep_puts(const char *s);                 /* writes s as is (no newline added) */
 void ep_exit(int code) __attribute__((noreturn));
+int ep_cmdline(char *buf, unsigned cap);    /* the command line into buf; 0 if ok */
 
 /* Small formatting helpers: append to buf at *pos, always NUL-terminated. */
 void ep_fmt_str(char *buf, unsigned cap, unsigned *pos, const char *s);
@@ -39,5 +44,9 @@ static inline uint32_t ep_get_sp(void)
     __asm__ volatile("mov %0, sp" : "=r"(sp));
     return sp;
 }
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* EP_BOARD_H */

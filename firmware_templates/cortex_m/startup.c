@@ -1,11 +1,16 @@
 /* startup.c - vector table and reset handler for bare-metal ARMv7-M (Cortex-M3/M4).
- * Reset: copy .data from flash, zero .bss, paint the stack, enable the FPU if the build
- * uses it, call main(), exit with its return value through semihosting. */
+ * Reset: copy .data from flash, zero .bss, enable the FPU if the build uses it, run the
+ * static constructors (.preinit_array, .init_array: C++ globals such as TFLM's op
+ * resolver need them), paint the stack, call main(), exit with its return value through
+ * semihosting. */
 #include <stdint.h>
 
 #include "board.h"
 
 extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _sstack, _estack;
+typedef void (*ep_ctor_t)(void);
+extern ep_ctor_t __preinit_array_start[], __preinit_array_end[];
+extern ep_ctor_t __init_array_start[], __init_array_end[];
 int main(void);
 
 void Reset_Handler(void);
@@ -15,6 +20,18 @@ void Default_Handler(void);
 /* Empty hooks: we link with -nostartfiles, and newlib's __libc_init_array wants them. */
 void _init(void) {}
 void _fini(void) {}
+
+/* What a C++ program (TFLM) needs from the C++ runtime on this board, without libstdc++:
+ * static destructors never run (main's return ends the program, see Reset_Handler), so
+ * registering one is a no-op; a pure virtual call is a fault. */
+__attribute__((weak)) void *__dso_handle = 0;
+__attribute__((weak)) int __aeabi_atexit(void *object, void (*destructor)(void *), void *dso_handle)
+{
+    (void)object;
+    (void)destructor;
+    (void)dso_handle;
+    return 0;
+}
 
 __attribute__((section(".isr_vector"), used))
 void (*const ep_vector_table[16 + 32])(void) = {
@@ -56,6 +73,12 @@ void Reset_Handler(void)
     *(volatile uint32_t *)0xE000ED88u |= (0xFu << 20);
     __asm__ volatile("dsb\n\tisb" ::: "memory");
 #endif
+    for (ep_ctor_t *f = __preinit_array_start; f < __preinit_array_end; ++f) {
+        (*f)();
+    }
+    for (ep_ctor_t *f = __init_array_start; f < __init_array_end; ++f) {
+        (*f)();
+    }
     ep_stack_repaint();
     ep_exit(main());
 }
