@@ -31,21 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from edgeprune.firmware._cortex_m import (
-    _REPO_ROOT,
-    BOARDS,
-    CROSS,
+from edgeprune.firmware._build import (
     FLASH_SECTIONS,
     MARKER,
     _first_error_line,
-    check_toolchain,
-    count_instructions,
-    parse_output,
     prepare_out_dir,
-    run_qemu,
     section_sizes,
-    templates_dir,
-    toolchain_versions,
     write_windows_header,
 )
 from edgeprune.firmware._errors import (
@@ -56,7 +47,17 @@ from edgeprune.firmware._errors import (
     ToolchainMissing,
     UnknownBoard,
 )
+from edgeprune.firmware._parse import parse_output
+from edgeprune.firmware._run import count_instructions, run_qemu
 from edgeprune.firmware._tflm import DEFAULT_OPS, read_array, resolver_call
+from edgeprune.firmware._toolchain import (
+    _REPO_ROOT,
+    BOARDS,
+    CROSS,
+    check_toolchain,
+    templates_dir,
+    toolchain_versions,
+)
 
 #: Kernel sets the TFLM tree builds: TFLM's reference kernels, or CMSIS-NN's.
 VARIANTS = ("ref", "cmsis_nn")
@@ -471,19 +472,19 @@ def tflm_build_and_run(
     elf = Path(built["elf"])
     rc, out, wall = run_qemu(elf, board, timeout_s)
     res = parse_output(out, n, board, rc)
-    classes = np.asarray(res["classes"])
+    classes = np.asarray(res.classes)
     known = e >= 0
     agreement = float(np.mean(classes[known] == e[known])) if known.any() else None
     scores_agreement = None
     if expected_scores is not None:
         ref = np.asarray(expected_scores).reshape(n, -1)
-        scores_agreement = float(np.mean(np.all(np.asarray(res["scores"]) == ref, axis=1)))
+        scores_agreement = float(np.mean(np.all(np.asarray(res.scores) == ref, axis=1)))
     report: dict[str, Any] = {
         "board": board,
         "cpu": built["cpu"],
         "variant": variant,
         "flash_bytes": built["flash_bytes"],
-        "ram_bytes": built["static_ram_bytes"] + res["stack_max"],
+        "ram_bytes": built["static_ram_bytes"] + res.stack_max,
         "arena_bytes": built["arena_bytes"],
         "arena": built["arena"],
         "arena_used": _arena_used(out, board),
@@ -495,20 +496,20 @@ def tflm_build_and_run(
         "scores_agreement": scores_agreement,
         "code_bytes": built["code_bytes"],
         "static_ram_bytes": built["static_ram_bytes"],
-        "stack_max_bytes": res["stack_max"],
-        "predict_stack_bytes": max(res["stack"]),
+        "stack_max_bytes": res.stack_max,
+        "predict_stack_bytes": max(res.stack),
         "testdata_bytes": built["testdata_bytes"],
         "sections": built["sections"],
-        "predictions": res["classes"],
+        "predictions": res.classes,
         "expected": [int(v) for v in e],
-        "scores": res["scores"],
+        "scores": res.scores,
         "qemu_wall_s": round(wall, 3),
         "elf": built["elf"],
         "library": built["library"],
         "commands": built["commands"],
         "toolchain": toolchain_versions(),
     }
-    report.update(count_instructions(elf, board, res["ticks"], timeout_s, exact))
+    report.update(count_instructions(elf, board, res.ticks, timeout_s, exact).as_report())
     return report
 
 
