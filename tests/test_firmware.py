@@ -325,7 +325,7 @@ def test_generated_folder_builds_with_make_werror(toy_dir: Path, tmp_path: Path)
 def test_long_windows_fall_back_to_systick(
     toy_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("edgeprune.firmware._cortex_m.EXACT_MAX_INSTRUCTIONS", 1000)
+    monkeypatch.setattr("edgeprune.firmware._run.EXACT_MAX_INSTRUCTIONS", 1000)
     windows = synthetic_windows(1)
     mcu = firmware.build_and_run(toy_dir, windows, None, "mps2-an386", tmp_path / "fw", 20)
     assert mcu["instruction_method"].startswith("systick")
@@ -338,7 +338,7 @@ def test_long_windows_fall_back_to_systick(
 @pytest.mark.bad_input
 def test_trace_of_a_qemu_that_dies_at_once(toy_dir: Path, tmp_path: Path) -> None:
     """QEMU failing before it opens its trace FIFO must not block the reader."""
-    from edgeprune.firmware._cortex_m import exact_instructions
+    from edgeprune.firmware._run import exact_instructions
 
     built = firmware.build_firmware(toy_dir, synthetic_windows(1), None, "mps2-an386", tmp_path)
     with pytest.raises(firmware.FirmwareCrashed, match="no complete window"):

@@ -18,16 +18,11 @@ Templates live in ``firmware_templates/`` (cortex_m, arduino, tflm). Every failu
 
 from edgeprune.firmware._arduino import encode_frame, generate_arduino, parse_reply
 from edgeprune.firmware._cortex_m import (
-    BOARDS,
-    INSTRUCTIONS_PER_TICK,
-    CModel,
+    BoardRun,
     build_and_run,
     build_firmware,
-    check_board,
-    check_toolchain,
     compare_builds,
-    find_c_model,
-    templates_dir,
+    run_on_board,
     write_report,
 )
 from edgeprune.firmware._errors import (
@@ -42,11 +37,15 @@ from edgeprune.firmware._errors import (
     ToolchainMissing,
     UnknownBoard,
 )
+from edgeprune.firmware._model import CModel, find_c_model
+from edgeprune.firmware._run import INSTRUCTIONS_PER_TICK
 from edgeprune.firmware._tflm import generate_tflm
+from edgeprune.firmware._toolchain import BOARDS, check_board, check_toolchain, templates_dir
 from edgeprune.firmware._windows import MAX_WINDOWS, WINDOWS_FILE, load_windows, save_windows
 
 __all__ = [
     "BOARDS",
+    "BoardRun",
     "INSTRUCTIONS_PER_TICK",
     "MAX_WINDOWS",
     "WINDOWS_FILE",
@@ -62,6 +61,7 @@ __all__ = [
     "ToolchainMissing",
     "UnknownBoard",
     "build_and_run",
+    "run_on_board",
     "build_firmware",
     "encode_frame",
     "generate_arduino",

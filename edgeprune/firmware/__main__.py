@@ -39,16 +39,11 @@ import numpy as np
 
 from edgeprune._cli import OneLineParser, bounded_float, whole_number
 from edgeprune.firmware._arduino import generate_arduino
-from edgeprune.firmware._cortex_m import (
-    BOARDS,
-    build_and_run,
-    build_firmware,
-    check_board,
-    find_c_model,
-    write_report,
-)
+from edgeprune.firmware._cortex_m import build_and_run, build_firmware, write_report
 from edgeprune.firmware._errors import BadReport, BadWindows, FirmwareError, MissingCModel
+from edgeprune.firmware._model import find_c_model
 from edgeprune.firmware._tflm import generate_tflm
+from edgeprune.firmware._toolchain import BOARDS, check_board
 from edgeprune.firmware._windows import MAX_WINDOWS, WINDOWS_FILE, load_windows
 
 EXIT_DISAGREE = 6

@@ -9,13 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from edgeprune.firmware._cortex_m import (
-    MARKER,
-    find_c_model,
-    prepare_out_dir,
-    render_config,
-    templates_dir,
-)
+from edgeprune.firmware._build import MARKER, prepare_out_dir, render_config
+from edgeprune.firmware._model import find_c_model
+from edgeprune.firmware._toolchain import templates_dir
 
 SKETCH = "edgeprune_har"
 SYNC = b"EP"

@@ -12,8 +12,9 @@ import shutil
 import string
 from pathlib import Path
 
-from edgeprune.firmware._cortex_m import MARKER, prepare_out_dir, templates_dir
+from edgeprune.firmware._build import MARKER, prepare_out_dir
 from edgeprune.firmware._errors import MissingCModel
+from edgeprune.firmware._toolchain import templates_dir
 
 #: Registered when the model's own operator list cannot be read (no LiteRT on the host).
 DEFAULT_OPS = (
