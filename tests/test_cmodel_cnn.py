@@ -142,15 +142,16 @@ def _windows(n, seed):
     return synthetic_windows(n, seed), SYN_MEAN, SYN_STD
 
 
+@pytest.mark.parametrize("kernels", ["fast", "small"])
 @pytest.mark.parametrize("padding, formats", [("same", None), ("valid", {"conv1": "csr16"})])
-def test_generated_cnn_matches_reference(tmp_path, padding, formats):
+def test_generated_cnn_matches_reference(tmp_path, padding, formats, kernels):
     from test_cmodel import build, run
 
     cal, mean, std = _windows(48, 1)
     layers = har_cnn_layers(padding=padding)
     im = cmodel.quantize_cnn(layers, mean, std, cal, formats=formats)
     x = cmodel.quantize_input(im, _windows(12, 2)[0])
-    exe = build(tmp_path, im, "cnn")
+    exe = build(tmp_path, im, "cnn", kernels=kernels)
     c_cls, c_scores = run(exe, x)
     r_cls, r_scores = cmodel.reference_predict(im, x)
     np.testing.assert_array_equal(c_scores, r_scores)
