@@ -238,3 +238,29 @@ def test_a_finished_run_with_an_unreadable_report_is_refused_untouched(quick_run
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "report.json: not valid JSON" in last
     assert (out / "report.json").read_text() == '{"model": "fastgrnn",'
+
+
+def test_seeds_trains_members_prunes_the_best_and_refits_every_member(tmp_path: Path):
+    """``--seeds 2 --refit``: two dense members per architecture with their own seeds,
+    each one's validation accuracy in the report, the pruned models' parent the member
+    best on validation, and the refit training both members again."""
+    out = tmp_path / "seeds"
+    result = pipeline(*QUICK, "--seeds", "2", "--refit", "--no-firmware", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    (arch, entry), = report["dense_seeds"].items()
+    members = entry["members"]
+    assert len(members) == 2 and members[0]["seed"] == 0 != members[1]["seed"]
+    scores = [m["val_accuracy_float"] for m in members]
+    assert entry["parent"] == scores.index(max(scores))
+    assert entry["teacher"] == "mean logits of 2 members"
+    stored = {p.stem for p in (out / "stages").glob("*.json")}
+    assert {f"dense-{arch}", f"dense-{arch}-m1", f"refit-dense-{arch}",
+            f"refit-dense-{arch}-m1"} <= stored
+    for m in (0, 1):  # each member's refit trained its own epochs on train + validation
+        refit = json.loads((out / "stages" / f"refit-dense-{arch}{'-m1' if m else ''}.json")
+                           .read_text())["record"]
+        assert refit["seed"] == members[m]["seed"]
+        assert refit["epochs"] == members[m]["selected_epoch"]
+        assert refit["n_train"] == report["refit"]["n_train"]
+    assert json.loads((out / "run.json").read_text())["seeds"] == 2

@@ -86,6 +86,10 @@ def _remove_unstarted(out: pathlib.Path, existed: bool) -> None:
         pass
 
 
+MAX_SEEDS = 32
+DEFAULT_SEEDS = 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="python -m edgeprune.pipeline", description=DESCRIPTION,
@@ -107,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "with the same arguments is resumed, anything else is refused")
     parser.add_argument("--seed", type=whole_number(0, 2**32 - 1), default=0,
                         help="random seed, 0 .. 4294967295 (default 0)")
+    parser.add_argument("--seeds", type=whole_number(1, MAX_SEEDS), default=DEFAULT_SEEDS,
+                        metavar="K",
+                        help=f"dense models per architecture, trained in parallel from K "
+                             f"seeds, 1 .. {MAX_SEEDS} (default {DEFAULT_SEEDS}): the one best "
+                             "on validation is pruned, and the pruned models distil from the "
+                             "mean logits of all K")
     parser.add_argument("--min-threshold", type=min_threshold_value, default=0.0005,
                         help="Minimum Threshold: weights every layer keeps, as a fraction of all "
                              "prunable weights or a count (default 0.0005 = 0.05%%, the paper's)")

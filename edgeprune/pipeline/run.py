@@ -27,6 +27,7 @@ from edgeprune.pipeline.records import (
     Arch,
     Candidate,
     CandidateSpeed,
+    DenseRefit,
     DenseResult,
     ExportResult,
     RefitResult,
@@ -53,7 +54,8 @@ class SearchResult:
     best: Candidate
     tolerance: float
     speed_probes: list[SpeedProbe]
-    denses: dict[str, DenseResult]
+    denses: dict[str, DenseResult]  # per architecture, the parent of its pruned models
+    members: dict[str, list[DenseResult]]  # per architecture, every dense member
 
 
 def _subset(ds: har_data.HarDataset, n: int | None, seed: int) -> har_data.HarDataset:
@@ -69,10 +71,12 @@ def _subset(ds: har_data.HarDataset, n: int | None, seed: int) -> har_data.HarDa
 
 
 
-def _dense(driver: Driver, arch: Arch) -> Pending:
-    tag = f"dense-{arch.label}"
-    log(f"training dense {driver.ctx.family.name} {arch.label}")
-    return driver.submit(tag, DenseResult, stages.train_dense, arch, weights=tag)
+def _dense(driver: Driver, arch: Arch) -> list[Pending]:
+    k = driver.config.seeds
+    log(f"training dense {driver.ctx.family.name} {arch.label}"
+        + (f" from {k} seeds" if k > 1 else ""))
+    return [driver.submit(tag, DenseResult, stages.train_dense, arch, m, weights=tag)
+            for m, tag in ((m, stages.dense_tag(arch, m)) for m in range(k))]
 
 
 def search(driver: Driver) -> SearchResult:
@@ -85,11 +89,18 @@ def search(driver: Driver) -> SearchResult:
     candidates: list[Candidate] = []
     speed_probes: list[SpeedProbe] = []
     denses: dict[str, DenseResult] = {}
+    members: dict[str, list[DenseResult]] = {}
     finetunes: list[Pending] = []
     for arch in archs:
         if arch not in dense_runs:
             dense_runs[arch] = _dense(driver, arch)
-        dense, dense_weights = driver.collect(dense_runs[arch])
+        trained = driver.collect_all(dense_runs[arch])
+        members[arch.label] = [r for r, _ in trained]
+        dense, dense_weights = trained[rules.best_member(members[arch.label])]
+        teachers = [w for _, w in trained] if len(trained) > 1 else None
+        if teachers:
+            log(f"{arch.label}: pruning the member best on validation (seed {dense.seed}), "
+                f"distilling from the mean of {len(trained)}")
         denses[arch.label] = dense
         if dense.training_warning:
             driver.warn(f"dense {arch.label}: {dense.training_warning}")
@@ -114,7 +125,7 @@ def search(driver: Driver) -> SearchResult:
             tag = stages.finetune_tag(arch, s)
             log(f"pruning {arch.label} to {100 * s:.1f}% and fine-tuning")
             finetunes.append(driver.submit(tag, Candidate, stages.finetune, arch,
-                                           dense_weights, s, weights=tag))
+                                           dense_weights, s, teachers, weights=tag))
         if not rules.try_smaller(fitting[0], speed):
             break
     tuned_runs = driver.collect_all(finetunes)
@@ -141,16 +152,27 @@ def search(driver: Driver) -> SearchResult:
     candidates = [dataclasses.replace(c, selected=c.finetuned and c.weights == best.weights)
                   for c in candidates]
     best = dataclasses.replace(best, selected=True)
-    return SearchResult(candidates, best, tolerance, speed_probes, denses)
+    return SearchResult(candidates, best, tolerance, speed_probes, denses, members)
 
 
 def refit_stage(driver: Driver, best: Candidate,
-                dense: DenseResult) -> tuple[RefitResult, Weights]:
+                members: list[DenseResult]) -> tuple[RefitResult, Weights]:
+    """The refit: every dense member trained again on training + validation (in
+    parallel), then the selected candidate's pruning and fine-tuning from the selected
+    member's refit, distilling from all of them."""
     log(f"refitting {best.arch} at {best.sparsity:.0%} on the training and validation "
         "volunteers together")
-    tag = f"refit-{best.weights}"
-    return driver.collect(driver.submit(tag, RefitResult, stages.refit, best, dense,
-                                        weights=tag))
+    tag, arch = f"refit-{best.weights}", best.spec
+    parent = rules.best_member(members)
+    denses: list[Weights] = []
+    if driver.rd.stored(tag) is None:  # a finished refit needs none of its inputs
+        denses = [w for _, w in driver.collect_all([
+            driver.submit(f"refit-{t}", DenseRefit, stages.refit_dense, arch, m, members[m],
+                          weights=f"refit-{t}")
+            for m, t in ((m, stages.dense_tag(arch, m)) for m in range(len(members)))])]
+    return driver.collect(driver.submit(
+        tag, RefitResult, stages.refit, best, members[parent],
+        denses[parent] if denses else None, denses, weights=tag))
 
 
 def export(driver: Driver, shipped: Candidate, weights: Weights) -> ExportResult:
@@ -200,7 +222,7 @@ def _run(config: RunConfig, rd: RunDir, start: float,
         selected = found.best
         shipped, shipped_weights, refit = selected, driver.load_weights(selected.weights), None
         if config.refit:
-            refit, refit_weights = refit_stage(driver, selected, found.denses[selected.arch])
+            refit, refit_weights = refit_stage(driver, selected, found.members[selected.arch])
             if refit.fits:
                 shipped = dataclasses.replace(
                     selected, weights=refit.weights, sparsity=refit.sparsity,
@@ -221,6 +243,7 @@ def _run(config: RunConfig, rd: RunDir, start: float,
     report = rpt.build_report(
         config=config, ds=ds, candidates=found.candidates, shipped=shipped,
         tolerance=found.tolerance, speed_probes=found.speed_probes, exported=exported,
+        members=found.members,
         refit=refit, mcu=mcu,
         stage_log=driver.log, data_seconds=data_seconds, executor=executor_info,
         warnings=driver.warnings)
