@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,22 +80,31 @@ def _dense(driver: Driver, arch: Arch) -> list[Pending]:
             for m, tag in ((m, stages.dense_tag(arch, m)) for m in range(k))]
 
 
+def _trained(driver: Driver, archs: tuple[Arch, ...],
+             speed: bool) -> Iterator[tuple[Arch, list[tuple[DenseResult, Weights]]]]:
+    """Each architecture with its trained dense members. Under a speed budget every
+    architecture trains at once and comes back as soon as its members finish; otherwise
+    one at a time, in order, each submitted only when the search asks for it."""
+    if speed:
+        yield from driver.collect_groups({a: _dense(driver, a) for a in archs})
+        return
+    for arch in archs:
+        yield arch, driver.collect_all(_dense(driver, arch))
+
+
 def search(driver: Driver) -> SearchResult:
     """Dense models, size (and speed) probes, fine-tunes, selection: independent stages
-    are submitted together and run in parallel on the driver's executor."""
+    are submitted together and run in parallel on the driver's executor; each result is
+    used as soon as it is in (the records are put back in architecture order)."""
     cfg, family = driver.config, driver.ctx.family
     archs = family.archs_quick if cfg.quick else family.archs_full
     speed = cfg.max_instructions is not None
-    dense_runs = {a: _dense(driver, a) for a in (archs if speed else archs[:1])}
     candidates: list[Candidate] = []
     speed_probes: list[SpeedProbe] = []
     denses: dict[str, DenseResult] = {}
     members: dict[str, list[DenseResult]] = {}
     finetunes: list[Pending] = []
-    for arch in archs:
-        if arch not in dense_runs:
-            dense_runs[arch] = _dense(driver, arch)
-        trained = driver.collect_all(dense_runs[arch])
+    for arch, trained in _trained(driver, archs, speed):
         members[arch.label] = [r for r, _ in trained]
         dense, dense_weights = trained[rules.best_member(members[arch.label])]
         teachers = [w for _, w in trained] if len(trained) > 1 else None
@@ -128,16 +138,22 @@ def search(driver: Driver) -> SearchResult:
                                            dense_weights, s, teachers, weights=tag))
         if not rules.try_smaller(fitting[0], speed):
             break
-    tuned_runs = driver.collect_all(finetunes)
-    candidates += [c for c, _ in tuned_runs]
-    tuned = [(c, w) for c, w in tuned_runs if c.fits]
-    if tuned and speed:
-        counts = driver.collect_all([
-            driver.submit(f"speed-{c.weights}", CandidateSpeed, stages.candidate_speed, c, w)
-            for c, w in tuned])
-        by_tag = {r.weights: r.instructions_per_window for r, _ in counts}
-        candidates = [dataclasses.replace(c, instructions_per_window=by_tag[c.weights])
-                      if c.weights in by_tag else c for c in candidates]
+    timings: list[Pending] = []
+
+    def time_on_board(run: tuple[Candidate, Weights]) -> None:
+        tuned, weights = run  # under a speed budget, timed while others still fine-tune
+        if speed and tuned.fits:
+            timings.append(driver.submit(f"speed-{tuned.weights}", CandidateSpeed,
+                                         stages.candidate_speed, tuned, weights))
+
+    candidates += [c for c, _ in driver.collect_all(finetunes, then=time_on_board)]
+    counts = {r.weights: r.instructions_per_window for r, _ in driver.collect_all(timings)}
+    candidates = [dataclasses.replace(c, instructions_per_window=counts[c.weights])
+                  if c.weights in counts else c for c in candidates]
+    order = {a.label: i for i, a in enumerate(archs)}
+    candidates.sort(key=lambda c: (c.finetuned, order[c.arch], c.finetuned_sparsity
+                                   if c.finetuned_sparsity is not None else c.sparsity))
+    speed_probes.sort(key=lambda r: (order[r.arch], r.sparsity))
     fitting_tuned = [c for c in candidates if c.finetuned and c.fits]
     if not fitting_tuned:
         raise rules.no_fit(candidates, cfg.budget_bytes)
@@ -152,7 +168,9 @@ def search(driver: Driver) -> SearchResult:
     candidates = [dataclasses.replace(c, selected=c.finetuned and c.weights == best.weights)
                   for c in candidates]
     best = dataclasses.replace(best, selected=True)
-    return SearchResult(candidates, best, tolerance, speed_probes, denses, members)
+    return SearchResult(candidates, best, tolerance, speed_probes,
+                        {a: denses[a] for a in sorted(denses, key=order.__getitem__)},
+                        {a: members[a] for a in sorted(members, key=order.__getitem__)})
 
 
 def refit_stage(driver: Driver, best: Candidate,
