@@ -5,9 +5,9 @@ executor (their stages share the workers), each into ``OUT/seed-<s>/`` (a pipeli
 folder: an interrupted benchmark resumes every seed from its last finished stage, and a
 finished seed is not trained again). Writes ``OUT/seeds.json`` - per seed the report's
 ``accuracy`` fields under their report names (``val``, ``test_float``, ``test_c_int8``),
-the shipped model's bytes, configuration and instructions per window, and for each
-accuracy the mean, sd (n - 1), min and max over seeds - and ``OUT/seeds.png``, the
-distribution. ``OUT/bench.json`` holds the benchmark's arguments: a folder holding
+the shipped model's bytes, configuration, instructions per window, each stage's seconds
+and each dense member's validation accuracy, and for each accuracy the mean, sd (n - 1),
+min and max over seeds - and ``OUT/seeds.png``, the distribution. ``OUT/bench.json`` holds the benchmark's arguments: a folder holding
 another benchmark is refused (exit 4).
 """
 
@@ -98,6 +98,7 @@ def summarize(reports: dict[int, dict[str, Any]], identity: dict[str, Any]) -> d
                                                selected[0].get("instructions_per_window")
                                                if selected else None),
             "seconds": round(sum(report["seconds"].values()), 1),
+            "stage_seconds": report["seconds"],
         })
     return {"benchmark": identity, "machine": machine.describe(), "n_seeds": len(seeds),
             "seeds": seeds,
