@@ -158,6 +158,10 @@ class RayTasks(Executor):
             raise ExecutorError(f"cannot start Ray ({address or 'local'}): "
                                 f"{str(err).splitlines()[0] if str(err) else type(err).__name__}"
                                 ) from None
+        finally:  # ray.init replaces the driver's SIGTERM handler with sys.exit
+            from edgeprune import _signals
+
+            _signals.install()
         if address is not None:
             _check_nodes(ray)
         total = int(ray.cluster_resources().get("CPU", 1))

@@ -18,7 +18,7 @@ import numpy as np
 import har_data
 from edgeprune import pruning, training
 from edgeprune.executor import Executor, open_executor
-from edgeprune.pipeline import artifacts, board, stages
+from edgeprune.pipeline import artifacts, board, floor, stages
 from edgeprune.pipeline import report as rpt
 from edgeprune.pipeline import search as rules
 from edgeprune.pipeline.config import RunConfig
@@ -209,7 +209,11 @@ def run(config: RunConfig, executor: Executor | None = None) -> dict[str, Any]:
     config = dataclasses.replace(
         config, data_fingerprint=har_data.fingerprint(config.data, config.data_path))
     with RunDir(config.out, config.identity(), config.legacy_identity()).open() as rd:
-        return _run(config, rd, start, executor)
+        try:
+            return _run(config, rd, start, executor)
+        except BaseException:  # bad data, Ctrl-C, SIGTERM before any stage finished:
+            rd.discard_unstarted()  # --out as it was found (a started run stays resumable)
+            raise
 
 
 def _run(config: RunConfig, rd: RunDir, start: float,
@@ -226,6 +230,7 @@ def _run(config: RunConfig, rd: RunDir, start: float,
     ds = _subset(ds, config.settings.subset, config.seed)
     sizes = {s: len(getattr(ds, s)) for s in ("train", "val", "test")}
     log(f"data: {ds.name} {sizes} (validation volunteers {list(ds.val_subjects)})")
+    floor.check_budget(config, ds)  # an impossible budget is refused before any training
     data_seconds = time.perf_counter() - start
     with contextlib.ExitStack() as stack:
         # one inter-op thread per worker where dense models train side by side (a speed
