@@ -43,20 +43,26 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("dense", help="train a dense HAR-2 model, write JSON",
                               description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", choices=MODELS, required=True)
+    p.add_argument("--model", choices=MODELS, required=True, help="network family")
     p.add_argument("--data", choices=("uci", "hapt"), default="uci",
                    help="'uci' = official archive (the benchmark); 'hapt' = offline demo")
-    p.add_argument("--data-path", default=None, help="UCI HAR archive: zip, folder or parent")
+    p.add_argument("--data-path", default=None,
+                   help="UCI HAR archive: zip, folder or parent (default: the download "
+                        "stored by python -m har_data download)")
     p.add_argument("--json", required=True, help="output JSON path")
     p.add_argument("--epochs", type=int, default=None, help="default: the model's default")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="default: the model's default")
+    p.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate (default: the model's default)")
     p.add_argument("--augment", type=float, default=None,
                    help="jitter scale (noise = scale/2); 0 = off; default: the model's default")
     p.add_argument("--rotate", type=float, default=None,
-                   help="random 3-D rotation augmentation, max degrees (0 = off)")
+                   help="random 3-D rotation augmentation, max degrees (0 = off; default: "
+                        "the model's default)")
     p.add_argument("--warmup-epochs", type=int, default=None,
-                   help="linear lr warm-up epochs before the cosine decay")
+                   help="linear lr warm-up epochs before the cosine decay (default: the "
+                        "model's default)")
     p.add_argument("--hidden", type=int, default=None,
                    help="FastGRNN hidden units (default 80, the paper's HAR-2 size)")
     p.add_argument("--w-rank", type=int, default=None, help="FastGRNN rank of W (default 5)")
@@ -71,19 +77,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--val-subjects", type=int, default=None,
                    help="training volunteers held out for validation (har_data default)")
     p.add_argument("--cache-dir", default=None, help="har_data cache (default its own)")
-    p.add_argument("--checkpoint-dir", default=None, help="resume from / checkpoint into")
-    p.add_argument("--save-model", default=None, help="save the selected model (.keras)")
-    p.add_argument("--plot", default=None, help="save the training curves (PNG)")
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="resume from / checkpoint into (default: none)")
+    p.add_argument("--save-model", default=None,
+                   help="save the selected model (.keras; default: not saved)")
+    p.add_argument("--plot", default=None,
+                   help="save the training curves (PNG; default: not saved)")
     p.add_argument("--refit", action="store_true",
                    help="also refit on train + validation for the selected epochs; "
                         "report its test accuracy beside the selected model's")
     p.add_argument("--refit-epochs", type=int, default=None,
                    help="refit for this many epochs instead of the selected number "
-                        "(e.g. a --folds run's cv_epoch); needs --refit")
+                        "(e.g. a --folds run's cv_epoch); needs --refit (default: the selected)")
     p.add_argument("--folds", type=int, default=None,
                    help="cross-validate over training volunteers in this many folds "
-                        "(validation accuracies only, no test)")
-    p.add_argument("--no-progress", action="store_true")
+                        "(validation accuracies only, no test; default: no folds)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_executor_arguments(p)
     p.set_defaults(func=run)
     return p

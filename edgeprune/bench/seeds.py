@@ -48,7 +48,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--data", choices=("hapt", "uci"), default="uci",
                    help="uci: the official archive (the benchmark, default); hapt: demo data")
     p.add_argument("--data-path", type=pathlib.Path, default=None,
-                   help="'UCI HAR Dataset.zip' or its folder (with --data uci)")
+                   help="'UCI HAR Dataset.zip' or its folder (with --data uci; "
+                        "default: the bundled demo data with --data hapt)")
     p.add_argument("--min-threshold", type=min_threshold_value, default=0.0005,
                    help="Minimum Threshold (default 0.0005, the paper's)")
     p.add_argument("--max-instructions", type=instruction_budget, default=None, metavar="N",
