@@ -26,14 +26,20 @@ class Interrupted(KeyboardInterrupt):
         return 128 + self.signum
 
 
-_state: dict = {"raised": False, "handled": ()}
+_state: dict = {"raised": False, "handled": (), "signum": None}
 
 
 def _handler(signum: int, frame: FrameType | None) -> None:
     if _state["raised"]:  # already unwinding: a second Ctrl-C must not cut the clean-up short
         return
-    _state["raised"] = True
+    _state["raised"], _state["signum"] = True, signum
     raise Interrupted(signum)
+
+
+def received() -> int | None:
+    """The signal that raised ``Interrupted`` in the current ``stop_on_signals`` block (a
+    library may re-raise it as a plain ``KeyboardInterrupt``: Ray's ``wait`` does), or None."""
+    return _state["signum"]
 
 
 def install() -> None:
@@ -50,7 +56,7 @@ def stop_on_signals() -> Iterator[None]:
     ignored while the block unwinds. A signal ignored when the block starts (a background
     job's SIGINT) stays ignored. The previous handlers are restored on exit."""
     previous = {s: signal.getsignal(s) for s in SIGNALS}
-    _state["raised"] = False
+    _state["raised"], _state["signum"] = False, None
     _state["handled"] = tuple(s for s, h in previous.items() if h is not signal.SIG_IGN)
     install()
     try:

@@ -227,10 +227,11 @@ def test_help_is_plain_text(command: list[str]):
     ([], "the following arguments are required"),
 ])
 def test_export_tflite_arguments(tmp_path: Path, args: list[str], message: str):
+    (tmp_path / "M.tflite").write_bytes(b"not checked: the arguments are refused first")
     result = cli("export.tflite", *args, cwd=tmp_path)
     assert result.returncode == 2
     assert message in one_error_line(result.stderr)
-    assert leftovers(tmp_path) == []
+    assert leftovers(tmp_path) == ["M.tflite"]  # no OUT written
 
 
 def _options(help_text: str) -> dict[str, str]:

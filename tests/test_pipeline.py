@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -96,7 +97,13 @@ def test_an_existing_run_with_other_arguments_is_refused(quick_run: Path):
 
 
 def test_no_configuration_fits_exits_3_naming_the_smallest_size(tmp_path: Path):
-    result = pipeline("--quick", "--budget-kb", "0.05", "--out", str(tmp_path / "nofit"))
+    # below the smallest C model possible the run is refused before training (exit 2,
+    # test_hardening_round3.py); 2 B above it the search runs and reaches nothing that small
+    floor = pipeline("--quick", "--budget-kb", "0.0001", "--out", str(tmp_path / "floor"))
+    assert floor.returncode == 2, floor.stderr[-2000:]
+    smallest = int(re.search(r"can produce: (\d+) B", floor.stderr).group(1))
+    result = pipeline("--quick", "--budget-kb", f"{(smallest + 2) / 1024:.6f}", "--out",
+                      str(tmp_path / "nofit"))
     assert result.returncode == 3, result.stderr[-2000:]
     assert "smallest C model reached" in result.stderr
     assert "Traceback" not in result.stderr

@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     """The run behind the parsed arguments; returns the exit code."""
-    from edgeprune._signals import Interrupted
+    from edgeprune._signals import received
     from edgeprune.executor import ExecutorError  # heavy imports after parsing
     from edgeprune.pipeline.config import RunConfig
     from edgeprune.pipeline.run import NoFitError, run
@@ -182,8 +182,8 @@ def _run(args: argparse.Namespace) -> int:
     except NoFitError as err:
         print(f"no fit: {err}", file=sys.stderr)
         return EXIT_NO_FIT
-    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM (edgeprune._signals)
-        sigterm = isinstance(err, Interrupted) and err.signum == signal.SIGTERM
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (edgeprune._signals)
+        sigterm = received() == signal.SIGTERM
         what = "terminated (SIGTERM)" if sigterm else "interrupted"
         if (args.out / RUN_FILE).is_file():
             print(f"\n{what}: run the same command again to resume from the last finished "
