@@ -163,16 +163,35 @@ def main(argv: list[str] | None = None) -> int:
     from edgeprune._signals import stop_on_signals
 
     with stop_on_signals(), quiet_tensorflow(args.verbose):
-        return _run(args)
+        try:
+            return _run(args)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM (edgeprune._signals), imports too
+            return _interrupted(args.out)
+
+
+def _interrupted(out: pathlib.Path) -> int:
+    """Say what a Ctrl-C or SIGTERM left; returns 130 or 143."""
+    from edgeprune._signals import received
+    from edgeprune.pipeline.rundir import RUN_FILE
+
+    sigterm = received() == signal.SIGTERM
+    what = "terminated (SIGTERM)" if sigterm else "interrupted"
+    if (out / RUN_FILE).is_file():
+        print(f"\n{what}: run the same command again to resume from the last finished stage",
+              file=sys.stderr)
+    else:
+        print(f"\n{what} before any stage finished: --out {out} is as it was found",
+              file=sys.stderr)
+    return EXIT_TERMINATED if sigterm else EXIT_INTERRUPTED
 
 
 def _run(args: argparse.Namespace) -> int:
-    """The run behind the parsed arguments; returns the exit code."""
-    from edgeprune._signals import received
+    """The run behind the parsed arguments; returns the exit code (Ctrl-C and SIGTERM
+    propagate: ``_interrupted``)."""
     from edgeprune.executor import ExecutorError  # heavy imports after parsing
     from edgeprune.pipeline.config import RunConfig
     from edgeprune.pipeline.run import NoFitError, run
-    from edgeprune.pipeline.rundir import RUN_FILE, OutDirError
+    from edgeprune.pipeline.rundir import OutDirError
 
     try:
         run(RunConfig.from_args(args))
@@ -182,16 +201,6 @@ def _run(args: argparse.Namespace) -> int:
     except NoFitError as err:
         print(f"no fit: {err}", file=sys.stderr)
         return EXIT_NO_FIT
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (edgeprune._signals)
-        sigterm = received() == signal.SIGTERM
-        what = "terminated (SIGTERM)" if sigterm else "interrupted"
-        if (args.out / RUN_FILE).is_file():
-            print(f"\n{what}: run the same command again to resume from the last finished "
-                  "stage", file=sys.stderr)
-        else:
-            print(f"\n{what} before any stage finished: --out {args.out} is as it was found",
-                  file=sys.stderr)
-        return EXIT_TERMINATED if sigterm else EXIT_INTERRUPTED
     except (ValueError, ExecutorError) as err:  # bad input or cluster found past parsing
         print(f"error: {err}", file=sys.stderr)  # (--out is put back by run)
         return EXIT_USAGE
