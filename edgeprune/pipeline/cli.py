@@ -85,9 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="python -m edgeprune.pipeline", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="exit codes: 0 fits, 2 bad input (or a budget below the smallest C model "
-               "possible), 3 nothing fits the budget(s), 4 --out unusable, 130 interrupted "
-               "(Ctrl-C), 143 terminated (SIGTERM); rerun the same command to resume")
+        epilog="exit codes: 0 fits, 2 bad input (or a budget below the smallest C model\n"
+               "possible), 3 nothing fits the budget(s), 4 --out unusable, 130 interrupted\n"
+               "(Ctrl-C), 143 terminated (SIGTERM): rerun the same command to resume")
     parser.add_argument("--model", choices=("fastgrnn", "cnn"), default="fastgrnn",
                         help="network family (default: fastgrnn)")
     parser.add_argument("--budget-kb", type=budget_kb, default=8.0,
