@@ -154,7 +154,7 @@ class RayTasks(Executor):
                      include_dashboard=False, log_to_driver=False,
                      logging_level=logging.ERROR, configure_logging=True,
                      ignore_reinit_error=True)
-        except (ConnectionError, RuntimeError, ValueError) as err:
+        except Exception as err:  # noqa: BLE001 (a node start-up timeout is a bare Exception)
             raise ExecutorError(f"cannot start Ray ({address or 'local'}): "
                                 f"{str(err).splitlines()[0] if str(err) else type(err).__name__}"
                                 ) from None
