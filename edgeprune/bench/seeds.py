@@ -7,8 +7,8 @@ finished seed is not trained again). Writes ``OUT/seeds.json`` - per seed the re
 ``accuracy`` fields under their report names (``val``, ``test_float``, ``test_c_int8``),
 the shipped model's bytes, configuration, instructions per window, each stage's seconds
 and each dense member's validation accuracy, and for each accuracy the mean, sd (n - 1),
-min and max over seeds - and ``OUT/seeds.png``, the distribution. ``OUT/bench.json`` holds the benchmark's arguments: a folder holding
-another benchmark is refused (exit 4).
+min and max over seeds - and ``OUT/seeds.png``, the distribution. ``OUT/bench.json``
+holds the benchmark's arguments: a folder holding another benchmark is refused (exit 4).
 """
 
 from __future__ import annotations
