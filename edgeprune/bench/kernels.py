@@ -58,7 +58,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="rank of W = W1 W2 (default %(default)s; 0 = full rank)")
     p.add_argument("--u-rank", type=int, default=U_RANK,
                    help="rank of U = U1 U2 (default %(default)s; 0 = full rank)")
-    p.add_argument("--work-dir", default=None, help="keep the C models and firmware here")
+    p.add_argument("--work-dir", default=None,
+                   help="keep the C models and firmware here (default: a temporary folder)")
     p.set_defaults(func=run)
     return p
 
