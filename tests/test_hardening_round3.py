@@ -250,7 +250,7 @@ def _options(help_text: str) -> dict[str, str]:
 
 ALL_HELPS = [*HELPS, ["har_data", "download"], ["edgeprune.bench", "dense"],
              ["edgeprune.bench", "sparsity"], ["edgeprune.bench", "kernels"],
-             ["edgeprune.bench", "seeds"]]
+             ["edgeprune.bench", "seeds"], ["edgeprune.bench", "peers"]]
 
 
 @pytest.mark.parametrize("command", ALL_HELPS, ids=" ".join)
