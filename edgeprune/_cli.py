@@ -30,9 +30,44 @@ class OneLineParser(argparse.ArgumentParser):
         action.add_parser = add_parser  # type: ignore[method-assign]
         return action
 
+    def format_help(self) -> str:
+        """The help as plain text (docstrings' ``literal`` markup dropped), every option's
+        default stated (``with_default``)."""
+        for action in self._actions:
+            with_default(action)
+        return plain(super().format_help())
+
     def error(self, message: str) -> NoReturn:
         print(f"{self.error_prefix}{message} (see --help)", file=sys.stderr)
         raise SystemExit(2)
+
+
+def with_default(action: argparse.Action) -> None:
+    """Append ``(default: ...)`` to an option's help unless it already names its default:
+    ``off`` for a flag, the value otherwise (options without a default are left as
+    they are, as are positional arguments and ``--help``)."""
+    if not action.option_strings or action.help in (None, argparse.SUPPRESS):
+        return
+    if "default" in action.help or isinstance(action, argparse._HelpAction):
+        return
+    if isinstance(action, argparse._StoreTrueAction):
+        shown = "off"
+    elif isinstance(action, argparse._StoreFalseAction):
+        shown = "on"
+    elif action.default is None or action.default is argparse.SUPPRESS:
+        return
+    elif isinstance(action.default, (list, tuple)):
+        shown = " ".join(str(v) for v in action.default)
+    elif isinstance(action.default, float):
+        shown = f"{action.default:g}"
+    else:
+        shown = str(action.default)
+    action.help = f"{action.help} (default: {shown.replace('%', '%%')})"
+
+
+def plain(text: str) -> str:
+    """``text`` without reStructuredText literal markup (double backticks)."""
+    return text.replace("``", "")
 
 
 def positive_float(text: str) -> float:

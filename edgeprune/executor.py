@@ -154,10 +154,14 @@ class RayTasks(Executor):
                      include_dashboard=False, log_to_driver=False,
                      logging_level=logging.ERROR, configure_logging=True,
                      ignore_reinit_error=True)
-        except (ConnectionError, RuntimeError, ValueError) as err:
+        except Exception as err:  # noqa: BLE001 (a node start-up timeout is a bare Exception)
             raise ExecutorError(f"cannot start Ray ({address or 'local'}): "
                                 f"{str(err).splitlines()[0] if str(err) else type(err).__name__}"
                                 ) from None
+        finally:  # ray.init replaces the driver's SIGTERM handler with sys.exit
+            from edgeprune import _signals
+
+            _signals.install()
         if address is not None:
             _check_nodes(ray)
         total = int(ray.cluster_resources().get("CPU", 1))

@@ -294,8 +294,38 @@ def _current_lr(opt: keras.optimizers.Optimizer) -> float:
     return float(tf.convert_to_tensor(lr))
 
 
+def member_seeds(seed: int, k: int) -> tuple[int, ...]:
+    """The training seeds of ``k`` models trained side by side from ``seed`` (an
+    ensemble's members): the first is ``seed`` itself, so one member is the single-seed
+    run; the others are independent draws ``numpy.random.SeedSequence([seed, m])``."""
+    return (seed,) + tuple(int(np.random.SeedSequence([seed, m]).generate_state(1)[0])
+                           for m in range(1, k))
+
+
+class MeanLogits:
+    """Several trained models of one output shape as one distillation teacher: called
+    like a Keras model, it returns the mean of their logits (the ensemble). Not trained."""
+
+    def __init__(self, members: Sequence[keras.Model]):
+        shapes = {tuple(m.output_shape) for m in members}
+        if not members or len(shapes) != 1:
+            raise ValueError(f"members need one common output shape, got {sorted(shapes)}")
+        self.members = tuple(members)
+        self.output_shape = shapes.pop()
+
+    def __call__(self, x: Any, training: bool = False) -> tf.Tensor:
+        return tf.add_n([m(x, training=training) for m in self.members]) / len(self.members)
+
+    def predict(self, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+        return np.mean([m.predict(x, batch_size=batch_size, verbose=0)
+                        for m in self.members], axis=0)
+
+
+Teacher = keras.Model | MeanLogits
+
+
 def distillation_step(
-    model: keras.Model, teacher: keras.Model, alpha: float = 0.5, temperature: float = 2.0
+    model: keras.Model, teacher: Teacher, alpha: float = 0.5, temperature: float = 2.0
 ) -> Callable[[Any], dict[str, Any]]:
     """A Keras ``train_step`` for ``model`` minimising knowledge distillation (Hinton et
     al. 2015): ``alpha * CE(labels, student) + (1 - alpha) * T**2 * KL(softmax(teacher /
@@ -347,7 +377,7 @@ def train(
     deterministic: bool = True,
     augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
     warmup_epochs: int = 0,
-    teacher: keras.Model | None = None,
+    teacher: Teacher | None = None,
     distill_alpha: float = 0.5,
     temperature: float = 2.0,
 ) -> TrainResult:

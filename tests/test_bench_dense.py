@@ -143,3 +143,34 @@ def test_bench_dense_bad_epochs(tmp_path):
         main(["dense", "--model", "lstm", "--json", str(tmp_path / "x.json")])
     assert main(["dense", "--model", "cnn", "--json", str(tmp_path / "x.json"),
                  "--epochs", "0"]) == 2
+
+
+@pytest.mark.needs_uci
+def test_bench_dense_seeds_reports_members_best_and_ensemble(small_archive, tmp_path):
+    """``--seeds 2``: two members with the pipeline's member seeds, each evaluated, the
+    member best on validation named, and the mean-logit ensemble evaluated."""
+    out = tmp_path / "seeds.json"
+    rc = main(["dense", "--model", "fastgrnn", "--data", "uci", "--data-path",
+               str(small_archive), "--json", str(out), "--epochs", "2", "--val-subjects", "1",
+               "--hidden", "8", "--w-rank", "2", "--u-rank", "4", "--seed", "3",
+               "--seeds", "2", "--workers", "1", "--cache-dir", str(tmp_path / "cache")])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    members = res["members"]
+    assert [m["seed"] for m in members] == list(training.member_seeds(3, 2))
+    assert members[0]["seed"] == 3 != members[1]["seed"]
+    val = [m["val_accuracy"] for m in members]
+    best = members[val.index(max(val))]
+    assert res["best_on_val"] == {k: best[k] for k in ("seed", "val_accuracy",
+                                                       "test_accuracy")}
+    for key in ("val_accuracy", "test_accuracy"):
+        assert res["member_mean"][key] == pytest.approx(sum(m[key] for m in members) / 2)
+        assert 0.0 <= res["ensemble"][key] <= 1.0
+
+
+@pytest.mark.bad_input
+def test_bench_dense_seeds_excludes_refit(tmp_path, capsys):
+    assert main(["dense", "--model", "fastgrnn", "--json", str(tmp_path / "x.json"),
+                 "--seeds", "2", "--refit"]) == 2
+    assert "--seeds K excludes --refit" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()

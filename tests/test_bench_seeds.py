@@ -50,10 +50,13 @@ def test_two_seeds_in_parallel_give_the_right_statistics_and_resume(tmp_path: Pa
 
 
 @pytest.mark.bad_input
-@pytest.mark.parametrize("seeds", ["0", "-1", "1e9", "two", "1001"])
-def test_bad_seed_counts_exit_2_at_parse_time(seeds: str, tmp_path: Path):
-    result = bench(*QUICK, "--seeds", seeds, "--out", str(tmp_path / "out"))
-    assert result.returncode == 2 and "argument --seeds" in result.stderr
+@pytest.mark.parametrize(("option", "seeds"), [
+    ("--seeds", "0"), ("--seeds", "-1"), ("--seeds", "1e9"), ("--seeds", "two"),
+    ("--seeds", "1001"), ("--dense-seeds", "0"), ("--dense-seeds", "33")])
+def test_bad_seed_counts_exit_2_at_parse_time(option: str, seeds: str, tmp_path: Path):
+    args = ["--seeds", "2", option, seeds] if option != "--seeds" else [option, seeds]
+    result = bench(*QUICK, *args, "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and f"argument {option}" in result.stderr
     assert not (tmp_path / "out").exists()
 
 

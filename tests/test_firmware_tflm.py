@@ -242,3 +242,24 @@ def test_subset_library_links_exactly_its_members(variant: str, tmp_path: Path) 
     assert "-subset-" in built["library"]
     linked = firmware.linked_members(Path(built["firmware_dir"]) / "build" / "firmware.map")
     assert linked == set(firmware.library_members(variant))
+
+
+@pytest.mark.bad_input
+def test_board_run_refuses_an_unreadable_board_runs_json(tmp_path: Path, capsys) -> None:
+    """tflm --board-run in a pipeline's run folder checks the report it will merge into
+    (firmware/board_runs.json) before building anything: unreadable -> exit 2, untouched."""
+    from edgeprune.firmware.__main__ import main
+
+    out = tmp_path / "run"
+    (out / "c_model").mkdir(parents=True)
+    (out / "tflm").mkdir()
+    (out / "tflm" / "model_data.h").write_text(BUNDLE_H)
+    (out / "tflm" / "model_data.cc").write_text(CC)
+    (out / "run.json").write_text("{}\n")
+    (out / "firmware").mkdir()
+    (out / "firmware" / "board_runs.json").write_text("{not json")
+    assert main(["tflm", "--artifacts", str(out), "--board-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "board_runs.json: not valid JSON" in err[0], err
+    assert (out / "firmware" / "board_runs.json").read_text() == "{not json"
+    assert not list((out / "firmware").glob("tflm-mps2-an386-*"))  # nothing was built

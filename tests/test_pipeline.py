@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -96,7 +97,13 @@ def test_an_existing_run_with_other_arguments_is_refused(quick_run: Path):
 
 
 def test_no_configuration_fits_exits_3_naming_the_smallest_size(tmp_path: Path):
-    result = pipeline("--quick", "--budget-kb", "0.05", "--out", str(tmp_path / "nofit"))
+    # below the smallest C model possible the run is refused before training (exit 2,
+    # test_hardening_round3.py); 2 B above it the search runs and reaches nothing that small
+    floor = pipeline("--quick", "--budget-kb", "0.0001", "--out", str(tmp_path / "floor"))
+    assert floor.returncode == 2, floor.stderr[-2000:]
+    smallest = int(re.search(r"can produce: (\d+) B", floor.stderr).group(1))
+    result = pipeline("--quick", "--budget-kb", f"{(smallest + 2) / 1024:.6f}", "--out",
+                      str(tmp_path / "nofit"))
     assert result.returncode == 3, result.stderr[-2000:]
     assert "smallest C model reached" in result.stderr
     assert "Traceback" not in result.stderr
@@ -238,3 +245,29 @@ def test_a_finished_run_with_an_unreadable_report_is_refused_untouched(quick_run
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "report.json: not valid JSON" in last
     assert (out / "report.json").read_text() == '{"model": "fastgrnn",'
+
+
+def test_seeds_trains_members_prunes_the_best_and_refits_every_member(tmp_path: Path):
+    """``--seeds 2 --refit``: two dense members per architecture with their own seeds,
+    each one's validation accuracy in the report, the pruned models' parent the member
+    best on validation, and the refit training both members again."""
+    out = tmp_path / "seeds"
+    result = pipeline(*QUICK, "--seeds", "2", "--refit", "--no-firmware", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    (arch, entry), = report["dense_seeds"].items()
+    members = entry["members"]
+    assert len(members) == 2 and members[0]["seed"] == 0 != members[1]["seed"]
+    scores = [m["val_accuracy_float"] for m in members]
+    assert entry["parent"] == scores.index(max(scores))
+    assert entry["teacher"] == "mean logits of 2 members"
+    stored = {p.stem for p in (out / "stages").glob("*.json")}
+    assert {f"dense-{arch}", f"dense-{arch}-m1", f"refit-dense-{arch}",
+            f"refit-dense-{arch}-m1"} <= stored
+    for m in (0, 1):  # each member's refit trained its own epochs on train + validation
+        refit = json.loads((out / "stages" / f"refit-dense-{arch}{'-m1' if m else ''}.json")
+                           .read_text())["record"]
+        assert refit["seed"] == members[m]["seed"]
+        assert refit["epochs"] == members[m]["selected_epoch"]
+        assert refit["n_train"] == report["refit"]["n_train"]
+    assert json.loads((out / "run.json").read_text())["seeds"] == 2

@@ -139,7 +139,7 @@ class _SearchOnly:
         self.fit, self.fast, self.trained = fit, fast, []
         self.driver.load_weights = lambda tag: [np.zeros(1)]
 
-        def train_dense(ctx, arch):
+        def train_dense(ctx, arch, member=0):
             self.trained.append(arch.label)
             return DenseResult(arch.label, 0.9, 1, 1, 1, None), [np.zeros(1)]
 
@@ -151,7 +151,7 @@ class _SearchOnly:
         monkeypatch.setattr(stages, "probe_sizes", lambda ctx, arch, dense: SizeProbes(tuple(
             self._row(arch, s, False) for s in (0.0, 0.5, 0.7, 0.8, 0.9, 0.95))))
         monkeypatch.setattr(stages, "probe_speed", probe_speed)
-        monkeypatch.setattr(stages, "finetune", lambda ctx, arch, dense, s: (
+        monkeypatch.setattr(stages, "finetune", lambda ctx, arch, dense, s, teachers=None: (
             self._row(arch, s, True), [np.zeros(1)]))
         monkeypatch.setattr(stages, "candidate_speed", lambda ctx, c, w: CandidateSpeed(
             c.weights, self._count(c.arch, c.sparsity)))

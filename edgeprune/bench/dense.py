@@ -31,7 +31,9 @@ import sys
 from typing import Any
 
 from edgeprune import machine
+from edgeprune._cli import whole_number
 from edgeprune.executor import add_executor_arguments
+from edgeprune.pipeline.cli import MAX_SEEDS
 
 MODELS = ("fastgrnn", "cnn")
 
@@ -41,43 +43,56 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("dense", help="train a dense HAR-2 model, write JSON",
                               description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", choices=MODELS, required=True)
+    p.add_argument("--model", choices=MODELS, required=True, help="network family")
     p.add_argument("--data", choices=("uci", "hapt"), default="uci",
                    help="'uci' = official archive (the benchmark); 'hapt' = offline demo")
-    p.add_argument("--data-path", default=None, help="UCI HAR archive: zip, folder or parent")
+    p.add_argument("--data-path", default=None,
+                   help="UCI HAR archive: zip, folder or parent (default: the download "
+                        "stored by python -m har_data download)")
     p.add_argument("--json", required=True, help="output JSON path")
     p.add_argument("--epochs", type=int, default=None, help="default: the model's default")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="default: the model's default")
+    p.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate (default: the model's default)")
     p.add_argument("--augment", type=float, default=None,
                    help="jitter scale (noise = scale/2); 0 = off; default: the model's default")
     p.add_argument("--rotate", type=float, default=None,
-                   help="random 3-D rotation augmentation, max degrees (0 = off)")
+                   help="random 3-D rotation augmentation, max degrees (0 = off; default: "
+                        "the model's default)")
     p.add_argument("--warmup-epochs", type=int, default=None,
-                   help="linear lr warm-up epochs before the cosine decay")
+                   help="linear lr warm-up epochs before the cosine decay (default: the "
+                        "model's default)")
     p.add_argument("--hidden", type=int, default=None,
                    help="FastGRNN hidden units (default 80, the paper's HAR-2 size)")
     p.add_argument("--w-rank", type=int, default=None, help="FastGRNN rank of W (default 5)")
     p.add_argument("--u-rank", type=int, default=None, help="FastGRNN rank of U (default 40)")
     p.add_argument("--seed", type=int, default=0, help="training seed (init, shuffle)")
+    p.add_argument("--seeds", type=whole_number(1, MAX_SEEDS), default=1, metavar="K",
+                   help="train K models in parallel (seeds as the pipeline's --seeds: the "
+                        "first is --seed) and report each and their mean-logit ensemble "
+                        "(default 1)")
     p.add_argument("--split-seed", type=int, default=0,
                    help="seed drawing the validation volunteers (har_data default 0)")
     p.add_argument("--val-subjects", type=int, default=None,
                    help="training volunteers held out for validation (har_data default)")
     p.add_argument("--cache-dir", default=None, help="har_data cache (default its own)")
-    p.add_argument("--checkpoint-dir", default=None, help="resume from / checkpoint into")
-    p.add_argument("--save-model", default=None, help="save the selected model (.keras)")
-    p.add_argument("--plot", default=None, help="save the training curves (PNG)")
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="resume from / checkpoint into (default: none)")
+    p.add_argument("--save-model", default=None,
+                   help="save the selected model (.keras; default: not saved)")
+    p.add_argument("--plot", default=None,
+                   help="save the training curves (PNG; default: not saved)")
     p.add_argument("--refit", action="store_true",
                    help="also refit on train + validation for the selected epochs; "
                         "report its test accuracy beside the selected model's")
     p.add_argument("--refit-epochs", type=int, default=None,
                    help="refit for this many epochs instead of the selected number "
-                        "(e.g. a --folds run's cv_epoch); needs --refit")
+                        "(e.g. a --folds run's cv_epoch); needs --refit (default: the selected)")
     p.add_argument("--folds", type=int, default=None,
                    help="cross-validate over training volunteers in this many folds "
-                        "(validation accuracies only, no test)")
-    p.add_argument("--no-progress", action="store_true")
+                        "(validation accuracies only, no test; default: no folds)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_executor_arguments(p)
     p.set_defaults(func=run)
     return p
@@ -168,6 +183,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.folds is not None:
         return run_folds(args)
+    if args.seeds > 1:
+        return run_seeds(args)
     extra: dict[str, Any] = {}
     if args.val_subjects is not None:
         extra["val_subjects"] = args.val_subjects
@@ -300,4 +317,84 @@ def run_folds(args: argparse.Namespace) -> int:
     print(f"{args.model}, {args.folds} volunteer folds: val {out['val_accuracy_mean']:.4f} "
           f"(sd {out['val_accuracy_sd']:.4f}); mean curve highest at epoch {out['cv_epoch']} "
           f"({mean_curve.max():.4f})")
+    return 0
+
+
+def train_member(args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    """One member of ``--seeds``: the recipe with training seed ``seed``, selected on
+    validation; returns its record and its validation and test logits (a stage: runs in
+    any process)."""
+    import har_data
+    from edgeprune import training
+
+    extra = {} if args.val_subjects is None else {"val_subjects": args.val_subjects}
+    ds = har_data.load(args.data, path=args.data_path, seed=args.split_seed,
+                       cache_dir=args.cache_dir, **extra)
+    xtr, xv, xte = (ds.normalize(s.x) for s in (ds.train, ds.val, ds.test))
+    defaults, recipe = _recipe(args, ds)
+    model = _builder(args)(xtr.shape[1:], classes=2, seed=seed)
+    result = training.train(model, (xtr, ds.train.y), (xv, ds.val.y),
+                            epochs=int(defaults["epochs"]),
+                            **{**recipe, "seed": seed, "progress": False})
+    return {"seed": seed, "selected_epoch": result.selected_epoch,
+            "seconds_total": result.seconds_total,
+            "training_warning": training.loss_rise(result),
+            "val_logits": model.predict(xv, batch_size=512, verbose=0),
+            "test_logits": model.predict(xte, batch_size=512, verbose=0),
+            "labels": (ds.val.y, ds.test.y), "dataset": ds.name, "settings": defaults,
+            "val_subjects": [int(v) for v in ds.val_subjects]}
+
+
+def run_seeds(args: argparse.Namespace) -> int:
+    """``--seeds K``: K models trained in parallel; writes each member's validation and
+    test accuracy, the member best on validation and the mean-logit ensemble of all K."""
+    import numpy as np
+
+    from edgeprune import training
+    from edgeprune.executor import ExecutorError, open_executor
+
+    if args.refit or args.save_model or args.plot or args.checkpoint_dir:
+        print("--seeds K excludes --refit, --save-model, --plot and --checkpoint-dir",
+              file=sys.stderr)
+        return 2
+    try:
+        executor = open_executor(args.workers, args.ray_address)
+    except ExecutorError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    with executor as ex:
+        handles = [ex.submit(train_member, args, s)
+                   for s in training.member_seeds(args.seed, args.seeds)]
+        members = [ex.result(h).value for h in handles]
+    y_val, y_test = members[0]["labels"]
+
+    def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
+        return float(np.mean(np.argmax(logits, axis=1) == y))
+
+    rows = [{"seed": m["seed"], "val_accuracy": accuracy(m["val_logits"], y_val),
+             "test_accuracy": accuracy(m["test_logits"], y_test),
+             "selected_epoch": m["selected_epoch"], "seconds_total": m["seconds_total"],
+             "training_warning": m["training_warning"]} for m in members]
+    val = [r["val_accuracy"] for r in rows]
+    best = rows[val.index(max(val))]
+    out = {"model": args.model, "dataset": members[0]["dataset"],
+           "val_subjects": members[0]["val_subjects"], "arch": _arch(args),
+           "members": rows,
+           "member_mean": {k: float(np.mean([r[k] for r in rows]))
+                           for k in ("val_accuracy", "test_accuracy")},
+           "best_on_val": {"seed": best["seed"], "val_accuracy": best["val_accuracy"],
+                           "test_accuracy": best["test_accuracy"]},
+           "ensemble": {"val_accuracy": accuracy(np.mean([m["val_logits"] for m in members],
+                                                         axis=0), y_val),
+                        "test_accuracy": accuracy(np.mean([m["test_logits"] for m in members],
+                                                          axis=0), y_test)},
+           "seed": args.seed, "settings": members[0]["settings"]}
+    _write_json(args.json, out)
+    for r in rows:
+        print(f"seed {r['seed']}: val {r['val_accuracy']:.4f} test {r['test_accuracy']:.4f} "
+              f"(epoch {r['selected_epoch']})")
+    print(f"{args.seeds} members: mean val {out['member_mean']['val_accuracy']:.4f} test "
+          f"{out['member_mean']['test_accuracy']:.4f}; best on val: test "
+          f"{best['test_accuracy']:.4f}; ensemble (mean logits): val "
+          f"{out['ensemble']['val_accuracy']:.4f} test {out['ensemble']['test_accuracy']:.4f}")
     return 0

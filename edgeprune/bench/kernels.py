@@ -65,7 +65,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="rank of U = U1 U2 (default %(default)s; 0 = full rank)")
     p.add_argument("--kernels", choices=("both", "fast", "small"), default="both",
                    help="kernel builds measured (default %(default)s: side by side)")
-    p.add_argument("--work-dir", default=None, help="keep the C models and firmware here")
+    p.add_argument("--work-dir", default=None,
+                   help="keep the C models and firmware here (default: a temporary folder)")
     p.set_defaults(func=run)
     return p
 

@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from edgeprune._cli import whole_number
+
 TARGETS = {"instructions_per_window": 4.0, "flash_bytes": 4.0, "ram_bytes": 7.0}
 KEYS = ("instructions_per_window", "instruction_method", "flash_bytes", "ram_bytes",
         "arena_bytes", "model_bytes", "code_bytes", "stack_max_bytes", "windows_run",
@@ -42,20 +44,32 @@ KEYS = ("instructions_per_window", "instruction_method", "flash_bytes", "ram_byt
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``peers`` subcommand (``func`` runs it and returns an exit code)."""
     p = subparsers.add_parser("peers", help="C model vs TFLM (ref, CMSIS-NN) on the board",
-                              description=__doc__,
+                              description=__doc__.replace("``", ""),
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--json", required=True, help="output JSON path")
-    p.add_argument("--keras", default=None, help="trained FastGRNN .keras (default: train)")
-    p.add_argument("--data", choices=("uci", "hapt"), default="uci")
-    p.add_argument("--data-path", default=None, help="UCI HAR archive: zip, folder or parent")
-    p.add_argument("--epochs", type=int, default=5, help="training epochs without --keras")
-    p.add_argument("--hidden", type=int, default=80)
-    p.add_argument("--w-rank", type=int, default=5)
-    p.add_argument("--u-rank", type=int, default=40)
-    p.add_argument("--windows", type=int, default=16, help="test windows run on the board")
-    p.add_argument("--tflm-dir", default=None, help="TFLM tree (default ../shared/tflm)")
-    p.add_argument("--no-trace", action="store_true", help="SysTick counts, no exact trace")
-    p.add_argument("--work-dir", default=None, help="keep the models and firmware here")
+    p.add_argument("--json", required=True, help="output JSON path (required)")
+    p.add_argument("--keras", default=None,
+                   help="trained FastGRNN .keras (default: train one here)")
+    p.add_argument("--data", choices=("uci", "hapt"), default="uci",
+                   help="data set (default uci)")
+    p.add_argument("--data-path", default=None,
+                   help="UCI HAR archive: zip, folder or parent (default: the one "
+                        "python -m har_data download stored in the cache)")
+    p.add_argument("--epochs", type=whole_number(1, 1000), default=5,
+                   help="training epochs without --keras (default 5)")
+    p.add_argument("--hidden", type=whole_number(1, 4096), default=80,
+                   help="hidden units (default 80)")
+    p.add_argument("--w-rank", type=whole_number(1, 4096), default=5,
+                   help="rank of W (default 5)")
+    p.add_argument("--u-rank", type=whole_number(1, 4096), default=40,
+                   help="rank of U (default 40)")
+    p.add_argument("--windows", type=whole_number(1, 4096), default=16,
+                   help="test windows run on the board (default 16)")
+    p.add_argument("--tflm-dir", default=None,
+                   help="TFLM tree (default $EDGEPRUNE_TFLM_DIR, else ../shared/tflm)")
+    p.add_argument("--no-trace", action="store_true",
+                   help="SysTick counts, no exact trace (default: off)")
+    p.add_argument("--work-dir", default=None,
+                   help="keep the models and firmware here (default: a temporary folder)")
     p.set_defaults(func=run)
     return p
 

@@ -5,10 +5,10 @@ executor (their stages share the workers), each into ``OUT/seed-<s>/`` (a pipeli
 folder: an interrupted benchmark resumes every seed from its last finished stage, and a
 finished seed is not trained again). Writes ``OUT/seeds.json`` - per seed the report's
 ``accuracy`` fields under their report names (``val``, ``test_float``, ``test_c_int8``),
-the shipped model's bytes, configuration and instructions per window, and for each
-accuracy the mean, sd (n - 1), min and max over seeds - and ``OUT/seeds.png``, the
-distribution. ``OUT/bench.json`` holds the benchmark's arguments: a folder holding
-another benchmark is refused (exit 4).
+the shipped model's bytes, configuration, instructions per window, each stage's seconds
+and each dense member's validation accuracy, and for each accuracy the mean, sd (n - 1),
+min and max over seeds - and ``OUT/seeds.png``, the distribution. ``OUT/bench.json``
+holds the benchmark's arguments: a folder holding another benchmark is refused (exit 4).
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ import sys
 from typing import Any
 
 from edgeprune import machine
+from edgeprune._cli import whole_number
 from edgeprune.executor import add_executor_arguments
+from edgeprune.pipeline.cli import MAX_SEEDS as MAX_DENSE_SEEDS
 from edgeprune.pipeline.cli import budget_kb, instruction_budget, min_threshold_value
 
 ACCURACIES = ("val", "test_float", "test_c_int8")
@@ -32,23 +34,13 @@ MAX_SEEDS = 1000
 EXIT_USAGE, EXIT_NO_FIT, EXIT_OUT_DIR, EXIT_INTERRUPTED = 2, 3, 4, 130
 
 
-def seed_count(text: str) -> int:
-    """argparse type: a whole number of seeds in 1 .. ``MAX_SEEDS``."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 1 <= value <= MAX_SEEDS:
-        raise argparse.ArgumentTypeError(f"must be in 1 .. {MAX_SEEDS}, got {text}")
-    return value
-
-
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``seeds`` subcommand (``func`` runs it and returns an exit code)."""
     p = subparsers.add_parser("seeds", help="the pipeline over seeds 0..N-1: accuracy mean/sd",
                               description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", type=seed_count, required=True, help="number of seeds N")
+    p.add_argument("--seeds", type=whole_number(1, MAX_SEEDS), required=True, metavar="N",
+                   help=f"number of seeds N: runs of seeds 0 .. N-1 (1 .. {MAX_SEEDS})")
     p.add_argument("--model", choices=("fastgrnn", "cnn"), default="fastgrnn",
                    help="network family (default: fastgrnn)")
     p.add_argument("--budget-kb", type=budget_kb, default=8.0,
@@ -56,13 +48,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--data", choices=("hapt", "uci"), default="uci",
                    help="uci: the official archive (the benchmark, default); hapt: demo data")
     p.add_argument("--data-path", type=pathlib.Path, default=None,
-                   help="'UCI HAR Dataset.zip' or its folder (with --data uci)")
+                   help="'UCI HAR Dataset.zip' or its folder (with --data uci; "
+                        "default: the bundled demo data with --data hapt)")
     p.add_argument("--min-threshold", type=min_threshold_value, default=0.0005,
                    help="Minimum Threshold (default 0.0005, the paper's)")
     p.add_argument("--max-instructions", type=instruction_budget, default=None, metavar="N",
                    help="speed budget per window on the emulated Cortex-M4 (default: none)")
     p.add_argument("--refit", action="store_true",
                    help="refit the selected configuration on training + validation volunteers")
+    p.add_argument("--dense-seeds", type=whole_number(1, MAX_DENSE_SEEDS), default=1,
+                   metavar="K", help="each run's --seeds: dense members per architecture "
+                   f"(1 .. {MAX_DENSE_SEEDS}, default 1)")
     p.add_argument("--quick", action="store_true", help="the pipeline's smoke-test mode")
     p.add_argument("--out", type=pathlib.Path, required=True, help="output folder (resumable)")
     add_executor_arguments(p)
@@ -75,7 +71,8 @@ def _identity(args: argparse.Namespace) -> dict[str, Any]:
             "data": args.data, "data_path": None if args.data_path is None
             else str(args.data_path), "min_threshold": args.min_threshold,
             "max_instructions": args.max_instructions, "refit": args.refit,
-            "quick": args.quick}
+            "quick": args.quick, **({"dense_seeds": args.dense_seeds}
+                                    if args.dense_seeds != 1 else {})}
 
 
 def _stats(values: list[float]) -> dict[str, float]:
@@ -96,10 +93,13 @@ def summarize(reports: dict[int, dict[str, Any]], identity: dict[str, Any]) -> d
             "model_bytes": report["bytes"]["model"],
             "selected": report["selected"],
             "refit_shipped": bool(report.get("refit", {}).get("shipped")),
+            "dense_val_float": {arch: [m["val_accuracy_float"] for m in entry["members"]]
+                                for arch, entry in report.get("dense_seeds", {}).items()},
             "instructions_per_window": mcu.get("instructions_per_window",
                                                selected[0].get("instructions_per_window")
                                                if selected else None),
             "seconds": round(sum(report["seconds"].values()), 1),
+            "stage_seconds": report["seconds"],
         })
     return {"benchmark": identity, "machine": machine.describe(), "n_seeds": len(seeds),
             "seeds": seeds,
@@ -170,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
                      data_path=identity["data_path"], out=out, seed=0,
                      min_threshold=args.min_threshold, max_instructions=args.max_instructions,
                      refit=args.refit, quick=args.quick, firmware=True,
-                     workers=args.workers, ray_address=args.ray_address)
+                     workers=args.workers, ray_address=args.ray_address,
+                     seeds=args.dense_seeds)
     configs = {s: dataclasses.replace(base, seed=s, out=out / f"seed-{s}")
                for s in range(args.seeds)}
     reports, failed = {}, {}

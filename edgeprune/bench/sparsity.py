@@ -87,12 +87,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", choices=("uci", "hapt"), default="uci",
                    help="HAR-2 source: 'uci' = official archive (the benchmark)")
-    p.add_argument("--data-path", default=None, help="UCI HAR archive: zip, folder or parent")
+    p.add_argument("--data-path", default=None,
+                   help="UCI HAR archive: zip, folder or parent (default: the download "
+                        "stored by python -m har_data download)")
     p.add_argument("--out", required=True, help="output folder (resumable)")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: few epochs, 2 sparsities, 1 seed, data subset")
-    p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS),
+                   help="models to benchmark")
+    p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
+                   help="pruning methods compared")
     p.add_argument("--sparsities", nargs="+", type=float, default=None,
                    help=f"default {' '.join(map(str, SPARSITIES))} (quick: 0.5 0.9)")
     p.add_argument("--seeds", type=int, default=None, help="number of seeds (default 2; quick 1)")

@@ -6,7 +6,8 @@ Exit codes (documented in the README):
   3  no configuration fits the budget (the smallest size reached is reported), or none
      runs within --max-instructions (the fastest is reported)
   4  --out cannot be used (not empty and not this run, or not writable)
-  130 interrupted (Ctrl-C); run the same command again to resume
+  130 interrupted (Ctrl-C), 143 terminated (SIGTERM): run the same command again to resume;
+     before any stage finished, --out is left as it was found
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import pathlib
 import shutil
+import signal
 import sys
 
 import edgeprune  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
@@ -21,6 +23,7 @@ from edgeprune._cli import OneLineParser, positive_float, whole_number
 from edgeprune.executor import add_executor_arguments
 
 EXIT_OK, EXIT_USAGE, EXIT_NO_FIT, EXIT_OUT_DIR, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 DESCRIPTION = """\
 Train a HAR-2 activity model, prune it with Global Magnitude Pruning guarded by a Minimum
@@ -74,24 +77,17 @@ def instruction_budget(text: str) -> int:
     return int(value)
 
 
-def _remove_unstarted(out: pathlib.Path, existed: bool) -> None:
-    """After bad input found before any stage ran, leave a fresh --out as it was found
-    (``existed``: the folder was there, empty, before this run)."""
-    try:
-        if [p.name for p in out.iterdir()] == ["run.json"]:
-            (out / "run.json").unlink()
-            if not existed:
-                out.rmdir()
-    except OSError:
-        pass
+MAX_SEEDS = 32
+DEFAULT_SEEDS = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="python -m edgeprune.pipeline", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="exit codes: 0 fits, 2 bad input, 3 nothing fits the budget(s), "
-               "4 --out unusable, 130 interrupted (rerun to resume)")
+        epilog="exit codes: 0 fits, 2 bad input (or a budget below the smallest C model\n"
+               "possible), 3 nothing fits the budget(s), 4 --out unusable, 130 interrupted\n"
+               "(Ctrl-C), 143 terminated (SIGTERM): rerun the same command to resume")
     parser.add_argument("--model", choices=("fastgrnn", "cnn"), default="fastgrnn",
                         help="network family (default: fastgrnn)")
     parser.add_argument("--budget-kb", type=budget_kb, default=8.0,
@@ -101,12 +97,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="hapt: offline demo data hapt-har2 (default); uci: the official "
                              "UCI HAR archive, needs --data-path")
     parser.add_argument("--data-path", type=pathlib.Path,
-                        help="'UCI HAR Dataset.zip' or its extracted folder (with --data uci)")
+                        help="'UCI HAR Dataset.zip' or its extracted folder (with --data uci); "
+                             "with --data hapt a HAPT.pkl.gz (default: the bundled demo data)")
     parser.add_argument("--out", type=pathlib.Path, default=None,
                         help="output folder (default: runs/<model>-<budget>kb); an existing run "
                              "with the same arguments is resumed, anything else is refused")
     parser.add_argument("--seed", type=whole_number(0, 2**32 - 1), default=0,
                         help="random seed, 0 .. 4294967295 (default 0)")
+    parser.add_argument("--seeds", type=whole_number(1, MAX_SEEDS), default=DEFAULT_SEEDS,
+                        metavar="K",
+                        help=f"dense models per architecture, trained in parallel from K "
+                             f"seeds, 1 .. {MAX_SEEDS} (default {DEFAULT_SEEDS}): the one best "
+                             "on validation is pruned, and the pruned models distil from the "
+                             "mean logits of all K")
     parser.add_argument("--min-threshold", type=min_threshold_value, default=0.0005,
                         help="Minimum Threshold: weights every layer keeps, as a fraction of all "
                              "prunable weights or a count (default 0.0005 = 0.05%%, the paper's)")
@@ -115,20 +118,25 @@ def build_parser() -> argparse.ArgumentParser:
                         help="speed budget: instructions per 128-step window on the emulated "
                              "Cortex-M4 (QEMU mps2-an386), measured on each candidate's built "
                              "firmware; only candidates within it are selected (e.g. 1e6). "
-                             "Needs arm-none-eabi-gcc and qemu-system-arm")
+                             "Needs arm-none-eabi-gcc and qemu-system-arm (default: none)")
     parser.add_argument("--refit", action="store_true",
                         help="after selection, train the selected configuration again on the "
                              "training and validation volunteers together (the epochs chosen "
                              "on validation) and ship it if it still fits; about doubles the "
-                             "training time")
+                             "training time (default: off)")
     parser.add_argument("--kernels", choices=("fast", "small"), default="fast",
                         help="C kernels shipped with the model: fast (Cortex-M DSP/Thumb-2 "
                              "paths, default) or small (portable loops at -Os, only the "
                              "storage formats the model uses: the least flash)")
     parser.add_argument("--quick", action="store_true",
-                        help="smoke-test mode: few epochs, few candidates, few windows")
+                        help="smoke-test mode: few epochs, few candidates, few windows "
+                             "(default: off)")
     parser.add_argument("--no-firmware", action="store_true",
-                        help="skip building and running the firmware under QEMU")
+                        help="skip building and running the firmware under QEMU (default: "
+                             "built and run when arm-none-eabi-gcc and qemu-system-arm exist)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show everything TensorFlow logs (default: its start-up and "
+                             "known harmless messages are hidden; errors always show)")
     add_executor_arguments(parser)
     return parser
 
@@ -155,13 +163,40 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is None:
         args.out = pathlib.Path("runs") / f"{args.model}-{args.budget_kb:g}kb"
 
+    from edgeprune._quiet import quiet_tensorflow
+    from edgeprune._signals import stop_on_signals
+
+    with stop_on_signals(), quiet_tensorflow(args.verbose):
+        try:
+            return _run(args)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM (edgeprune._signals), imports too
+            return _interrupted(args.out)
+
+
+def _interrupted(out: pathlib.Path) -> int:
+    """Say what a Ctrl-C or SIGTERM left; returns 130 or 143."""
+    from edgeprune._signals import received
+    from edgeprune.pipeline.rundir import RUN_FILE
+
+    sigterm = received() == signal.SIGTERM
+    what = "terminated (SIGTERM)" if sigterm else "interrupted"
+    if (out / RUN_FILE).is_file():
+        print(f"\n{what}: run the same command again to resume from the last finished stage",
+              file=sys.stderr)
+    else:
+        print(f"\n{what} before any stage finished: --out {out} is as it was found",
+              file=sys.stderr)
+    return EXIT_TERMINATED if sigterm else EXIT_INTERRUPTED
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The run behind the parsed arguments; returns the exit code (Ctrl-C and SIGTERM
+    propagate: ``_interrupted``)."""
     from edgeprune.executor import ExecutorError  # heavy imports after parsing
     from edgeprune.pipeline.config import RunConfig
     from edgeprune.pipeline.run import NoFitError, run
     from edgeprune.pipeline.rundir import OutDirError
 
-    existed = args.out.exists()
-    fresh = not existed or (args.out.is_dir() and not any(args.out.iterdir()))
     try:
         run(RunConfig.from_args(args))
     except OutDirError as err:
@@ -170,13 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     except NoFitError as err:
         print(f"no fit: {err}", file=sys.stderr)
         return EXIT_NO_FIT
-    except KeyboardInterrupt:
-        print("\ninterrupted: run the same command again to resume from the last finished "
-              "stage", file=sys.stderr)
-        return EXIT_INTERRUPTED
     except (ValueError, ExecutorError) as err:  # bad input or cluster found past parsing
-        if fresh:
-            _remove_unstarted(args.out, existed)
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {err}", file=sys.stderr)  # (--out is put back by run)
         return EXIT_USAGE
     return EXIT_OK

@@ -49,6 +49,7 @@ class RunConfig:
     workers: int | None  # None: every core
     ray_address: str | None
     data_fingerprint: str | None = None  # har_data.fingerprint of the data read (run sets it)
+    seeds: int = 1  # dense models per architecture (members), each its own training seed
     kernels: str = "fast"  # the C kernels shipped: fast (Cortex-M fast paths) or small
 
     @property
@@ -59,6 +60,14 @@ class RunConfig:
     def settings(self) -> Settings:
         return Settings.for_mode(self.quick)
 
+    @property
+    def member_seeds(self) -> tuple[int, ...]:
+        """The training seeds of the ``seeds`` dense members of each architecture
+        (``training.member_seeds``: the first is the run's ``seed``)."""
+        from edgeprune.training import member_seeds
+
+        return member_seeds(self.seed, self.seeds)
+
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RunConfig:
         return cls(model=args.model, budget_kb=args.budget_kb, data=args.data,
@@ -66,7 +75,7 @@ class RunConfig:
                    out=Path(args.out), seed=args.seed, min_threshold=args.min_threshold,
                    max_instructions=args.max_instructions, refit=args.refit,
                    quick=args.quick, firmware=not args.no_firmware,
-                   workers=args.workers, ray_address=args.ray_address,
+                   workers=args.workers, ray_address=args.ray_address, seeds=args.seeds,
                    kernels=args.kernels)
 
     def identity(self) -> dict[str, Any]:
@@ -91,6 +100,8 @@ class RunConfig:
             keys["max_instructions"] = self.max_instructions
         if self.refit:
             keys["refit"] = True
+        if self.seeds != 1:
+            keys["seeds"] = self.seeds
         if self.kernels != "fast":
             keys["kernels"] = self.kernels
         return {**keys, "quick": self.quick}

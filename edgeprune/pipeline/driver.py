@@ -9,9 +9,9 @@ again.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -22,6 +22,8 @@ from edgeprune.pipeline.progress import log
 from edgeprune.pipeline.records import Record, StageInfo, StageLog, Weights
 from edgeprune.pipeline.rundir import RunDir, atomic_write_bytes
 from edgeprune.pipeline.stages import StageContext
+
+K = TypeVar("K")
 
 
 @dataclass
@@ -94,16 +96,43 @@ class Driver:
         log(f"{pending.name}: done ({info.seconds:.1f} s{where})")
         return record, extra
 
-    def collect_all(self, pendings: Sequence[Pending]) -> list[tuple[Any, Any]]:
-        """Every stage's result in submission order, each stored as soon as it finishes."""
+    def collect_groups(self, groups: Mapping[K, Sequence[Pending]]
+                       ) -> Iterator[tuple[K, list[tuple[Any, Any]]]]:
+        """Each group with its stages' results (in the group's order) as soon as all of
+        its stages have finished - groups whose results are stored first, then in the
+        order they complete; each stage is stored as soon as it finishes."""
+        results: dict[K, dict[int, tuple[Any, Any]]] = {k: {} for k in groups}
+        owner = {id(p.handle): (k, i) for k, ps in groups.items()
+                 for i, p in enumerate(ps) if p.handle is not None}
+
+        def complete(k: K) -> tuple[K, list[tuple[Any, Any]]] | None:
+            if len(results[k]) < len(groups[k]):
+                return None
+            return k, [results[k][i] for i in range(len(groups[k]))]
+
+        for k, ps in groups.items():
+            for i, p in enumerate(ps):
+                if p.handle is None:
+                    results[k][i] = self.collect(p)
+        ready = [done for k in groups if (done := complete(k)) is not None]
+        yield from ready
+        for handle in self.ex.as_completed([h for h in (p.handle for ps in groups.values()
+                                                        for p in ps) if h is not None]):
+            k, i = owner[id(handle)]
+            results[k][i] = self.collect(groups[k][i])
+            if (done := complete(k)) is not None:
+                yield done
+
+    def collect_all(self, pendings: Sequence[Pending],
+                    then: Callable[[tuple[Any, Any]], None] | None = None
+                    ) -> list[tuple[Any, Any]]:
+        """Every stage's result in submission order, each stored as soon as it finishes
+        and handed to ``then`` (if given) in the order they finish."""
         results: dict[int, tuple[Any, Any]] = {}
-        running = {id(p.handle): i for i, p in enumerate(pendings) if p.handle is not None}
-        for i, p in enumerate(pendings):
-            if p.handle is None:
-                results[i] = self.collect(p)
-        for handle in self.ex.as_completed([p.handle for p in pendings if p.handle is not None]):
-            i = running[id(handle)]
-            results[i] = self.collect(pendings[i])
+        for i, (result,) in self.collect_groups({i: [p] for i, p in enumerate(pendings)}):
+            results[i] = result
+            if then is not None:
+                then(result)
         return [results[i] for i in range(len(pendings))]
 
     def warn(self, message: str) -> None:

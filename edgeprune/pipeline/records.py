@@ -56,6 +56,18 @@ class DenseResult(Record):
     epochs: int
     params: int
     training_warning: str | None
+    seed: int | None = None  # its training seed (a member of ``--seeds``); None: the run's
+
+
+@dataclass(frozen=True)
+class DenseRefit(Record):
+    """A dense member trained again on training + validation volunteers for its
+    validation-selected number of epochs (a refit's parent or teacher)."""
+
+    arch: str
+    seed: int
+    epochs: int
+    n_train: int
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from edgeprune.pipeline.config import RunConfig  # noqa: E402
 from edgeprune.pipeline.families import FAMILIES  # noqa: E402
 from edgeprune.pipeline.records import (  # noqa: E402
     Candidate,
+    DenseResult,
     ExportResult,
     RefitResult,
     SpeedProbe,
@@ -34,6 +35,7 @@ from edgeprune.pipeline.reportfile import (  # noqa: E402,F401  (summary_*: re-e
     write_json,
     write_report_md,
 )
+from edgeprune.pipeline.search import best_member  # noqa: E402
 
 
 def _save(fig: plt.Figure, path: pathlib.Path) -> None:
@@ -129,6 +131,7 @@ def plot_confusion(matrix: np.ndarray, labels: list[str], title: str, path: path
 def build_report(*, config: RunConfig, ds: Any, candidates: list[Candidate],
                  shipped: Candidate, tolerance: float, speed_probes: list[SpeedProbe],
                  exported: ExportResult, refit: RefitResult | None,
+                 members: dict[str, list[DenseResult]],
                  mcu: dict[str, Any] | None, stage_log: StageLog, data_seconds: float,
                  executor: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
     """``report.json``: assembled from the stages' records."""
@@ -155,6 +158,11 @@ def build_report(*, config: RunConfig, ds: Any, candidates: list[Candidate],
         "per_layer": exported.per_layer,
         "confusion_test_c_int8": exported.confusion_test_c_int8,
         "candidates": [c.to_json() for c in candidates],
+        "dense_seeds": {arch: {"members": [m.to_json() for m in rows],
+                               "parent": best_member(rows),
+                               "teacher": "dense parent" if len(rows) == 1
+                               else f"mean logits of {len(rows)} members"}
+                        for arch, rows in members.items()},
         "seconds": {"data": round(data_seconds, 2), **stage_log.seconds()},
         "stage_nodes": stage_log.nodes(),
         "executor": executor,

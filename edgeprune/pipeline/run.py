@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy as np
 import har_data
 from edgeprune import pruning, training
 from edgeprune.executor import Executor, open_executor
-from edgeprune.pipeline import artifacts, board, stages
+from edgeprune.pipeline import artifacts, board, floor, stages
 from edgeprune.pipeline import report as rpt
 from edgeprune.pipeline import search as rules
 from edgeprune.pipeline.config import RunConfig
@@ -27,6 +28,7 @@ from edgeprune.pipeline.records import (
     Arch,
     Candidate,
     CandidateSpeed,
+    DenseRefit,
     DenseResult,
     ExportResult,
     RefitResult,
@@ -53,7 +55,8 @@ class SearchResult:
     best: Candidate
     tolerance: float
     speed_probes: list[SpeedProbe]
-    denses: dict[str, DenseResult]
+    denses: dict[str, DenseResult]  # per architecture, the parent of its pruned models
+    members: dict[str, list[DenseResult]]  # per architecture, every dense member
 
 
 def _subset(ds: har_data.HarDataset, n: int | None, seed: int) -> har_data.HarDataset:
@@ -69,27 +72,45 @@ def _subset(ds: har_data.HarDataset, n: int | None, seed: int) -> har_data.HarDa
 
 
 
-def _dense(driver: Driver, arch: Arch) -> Pending:
-    tag = f"dense-{arch.label}"
-    log(f"training dense {driver.ctx.family.name} {arch.label}")
-    return driver.submit(tag, DenseResult, stages.train_dense, arch, weights=tag)
+def _dense(driver: Driver, arch: Arch) -> list[Pending]:
+    k = driver.config.seeds
+    log(f"training dense {driver.ctx.family.name} {arch.label}"
+        + (f" from {k} seeds" if k > 1 else ""))
+    return [driver.submit(tag, DenseResult, stages.train_dense, arch, m, weights=tag)
+            for m, tag in ((m, stages.dense_tag(arch, m)) for m in range(k))]
+
+
+def _trained(driver: Driver, archs: tuple[Arch, ...],
+             speed: bool) -> Iterator[tuple[Arch, list[tuple[DenseResult, Weights]]]]:
+    """Each architecture with its trained dense members. Under a speed budget every
+    architecture trains at once and comes back as soon as its members finish; otherwise
+    one at a time, in order, each submitted only when the search asks for it."""
+    if speed:
+        yield from driver.collect_groups({a: _dense(driver, a) for a in archs})
+        return
+    for arch in archs:
+        yield arch, driver.collect_all(_dense(driver, arch))
 
 
 def search(driver: Driver) -> SearchResult:
     """Dense models, size (and speed) probes, fine-tunes, selection: independent stages
-    are submitted together and run in parallel on the driver's executor."""
+    are submitted together and run in parallel on the driver's executor; each result is
+    used as soon as it is in (the records are put back in architecture order)."""
     cfg, family = driver.config, driver.ctx.family
     archs = family.archs_quick if cfg.quick else family.archs_full
     speed = cfg.max_instructions is not None
-    dense_runs = {a: _dense(driver, a) for a in (archs if speed else archs[:1])}
     candidates: list[Candidate] = []
     speed_probes: list[SpeedProbe] = []
     denses: dict[str, DenseResult] = {}
+    members: dict[str, list[DenseResult]] = {}
     finetunes: list[Pending] = []
-    for arch in archs:
-        if arch not in dense_runs:
-            dense_runs[arch] = _dense(driver, arch)
-        dense, dense_weights = driver.collect(dense_runs[arch])
+    for arch, trained in _trained(driver, archs, speed):
+        members[arch.label] = [r for r, _ in trained]
+        dense, dense_weights = trained[rules.best_member(members[arch.label])]
+        teachers = [w for _, w in trained] if len(trained) > 1 else None
+        if teachers:
+            log(f"{arch.label}: pruning the member best on validation (seed {dense.seed}), "
+                f"distilling from the mean of {len(trained)}")
         denses[arch.label] = dense
         if dense.training_warning:
             driver.warn(f"dense {arch.label}: {dense.training_warning}")
@@ -114,19 +135,25 @@ def search(driver: Driver) -> SearchResult:
             tag = stages.finetune_tag(arch, s)
             log(f"pruning {arch.label} to {100 * s:.1f}% and fine-tuning")
             finetunes.append(driver.submit(tag, Candidate, stages.finetune, arch,
-                                           dense_weights, s, weights=tag))
+                                           dense_weights, s, teachers, weights=tag))
         if not rules.try_smaller(fitting[0], speed):
             break
-    tuned_runs = driver.collect_all(finetunes)
-    candidates += [c for c, _ in tuned_runs]
-    tuned = [(c, w) for c, w in tuned_runs if c.fits]
-    if tuned and speed:
-        counts = driver.collect_all([
-            driver.submit(f"speed-{c.weights}", CandidateSpeed, stages.candidate_speed, c, w)
-            for c, w in tuned])
-        by_tag = {r.weights: r.instructions_per_window for r, _ in counts}
-        candidates = [dataclasses.replace(c, instructions_per_window=by_tag[c.weights])
-                      if c.weights in by_tag else c for c in candidates]
+    timings: list[Pending] = []
+
+    def time_on_board(run: tuple[Candidate, Weights]) -> None:
+        tuned, weights = run  # under a speed budget, timed while others still fine-tune
+        if speed and tuned.fits:
+            timings.append(driver.submit(f"speed-{tuned.weights}", CandidateSpeed,
+                                         stages.candidate_speed, tuned, weights))
+
+    candidates += [c for c, _ in driver.collect_all(finetunes, then=time_on_board)]
+    counts = {r.weights: r.instructions_per_window for r, _ in driver.collect_all(timings)}
+    candidates = [dataclasses.replace(c, instructions_per_window=counts[c.weights])
+                  if c.weights in counts else c for c in candidates]
+    order = {a.label: i for i, a in enumerate(archs)}
+    candidates.sort(key=lambda c: (c.finetuned, order[c.arch], c.finetuned_sparsity
+                                   if c.finetuned_sparsity is not None else c.sparsity))
+    speed_probes.sort(key=lambda r: (order[r.arch], r.sparsity))
     fitting_tuned = [c for c in candidates if c.finetuned and c.fits]
     if not fitting_tuned:
         raise rules.no_fit(candidates, cfg.budget_bytes)
@@ -141,16 +168,29 @@ def search(driver: Driver) -> SearchResult:
     candidates = [dataclasses.replace(c, selected=c.finetuned and c.weights == best.weights)
                   for c in candidates]
     best = dataclasses.replace(best, selected=True)
-    return SearchResult(candidates, best, tolerance, speed_probes, denses)
+    return SearchResult(candidates, best, tolerance, speed_probes,
+                        {a: denses[a] for a in sorted(denses, key=order.__getitem__)},
+                        {a: members[a] for a in sorted(members, key=order.__getitem__)})
 
 
 def refit_stage(driver: Driver, best: Candidate,
-                dense: DenseResult) -> tuple[RefitResult, Weights]:
+                members: list[DenseResult]) -> tuple[RefitResult, Weights]:
+    """The refit: every dense member trained again on training + validation (in
+    parallel), then the selected candidate's pruning and fine-tuning from the selected
+    member's refit, distilling from all of them."""
     log(f"refitting {best.arch} at {best.sparsity:.0%} on the training and validation "
         "volunteers together")
-    tag = f"refit-{best.weights}"
-    return driver.collect(driver.submit(tag, RefitResult, stages.refit, best, dense,
-                                        weights=tag))
+    tag, arch = f"refit-{best.weights}", best.spec
+    parent = rules.best_member(members)
+    denses: list[Weights] = []
+    if driver.rd.stored(tag) is None:  # a finished refit needs none of its inputs
+        denses = [w for _, w in driver.collect_all([
+            driver.submit(f"refit-{t}", DenseRefit, stages.refit_dense, arch, m, members[m],
+                          weights=f"refit-{t}")
+            for m, t in ((m, stages.dense_tag(arch, m)) for m in range(len(members)))])]
+    return driver.collect(driver.submit(
+        tag, RefitResult, stages.refit, best, members[parent],
+        denses[parent] if denses else None, denses, weights=tag))
 
 
 def export(driver: Driver, shipped: Candidate, weights: Weights) -> ExportResult:
@@ -169,7 +209,11 @@ def run(config: RunConfig, executor: Executor | None = None) -> dict[str, Any]:
     config = dataclasses.replace(
         config, data_fingerprint=har_data.fingerprint(config.data, config.data_path))
     with RunDir(config.out, config.identity(), config.legacy_identity()).open() as rd:
-        return _run(config, rd, start, executor)
+        try:
+            return _run(config, rd, start, executor)
+        except BaseException:  # bad data, Ctrl-C, SIGTERM before any stage finished:
+            rd.discard_unstarted()  # --out as it was found (a started run stays resumable)
+            raise
 
 
 def _run(config: RunConfig, rd: RunDir, start: float,
@@ -186,6 +230,7 @@ def _run(config: RunConfig, rd: RunDir, start: float,
     ds = _subset(ds, config.settings.subset, config.seed)
     sizes = {s: len(getattr(ds, s)) for s in ("train", "val", "test")}
     log(f"data: {ds.name} {sizes} (validation volunteers {list(ds.val_subjects)})")
+    floor.check_budget(config, ds)  # an impossible budget is refused before any training
     data_seconds = time.perf_counter() - start
     with contextlib.ExitStack() as stack:
         # one inter-op thread per worker where dense models train side by side (a speed
@@ -200,7 +245,7 @@ def _run(config: RunConfig, rd: RunDir, start: float,
         selected = found.best
         shipped, shipped_weights, refit = selected, driver.load_weights(selected.weights), None
         if config.refit:
-            refit, refit_weights = refit_stage(driver, selected, found.denses[selected.arch])
+            refit, refit_weights = refit_stage(driver, selected, found.members[selected.arch])
             if refit.fits:
                 shipped = dataclasses.replace(
                     selected, weights=refit.weights, sparsity=refit.sparsity,
@@ -221,6 +266,7 @@ def _run(config: RunConfig, rd: RunDir, start: float,
     report = rpt.build_report(
         config=config, ds=ds, candidates=found.candidates, shipped=shipped,
         tolerance=found.tolerance, speed_probes=found.speed_probes, exported=exported,
+        members=found.members,
         refit=refit, mcu=mcu,
         stage_log=driver.log, data_seconds=data_seconds, executor=executor_info,
         warnings=driver.warnings)

@@ -63,6 +63,9 @@ class RunDir:
         self.legacy_args = legacy_args  # also resumed: a run.json written by older versions
         self.resumed = False
         self._lock: int | None = None
+        self._created: list[pathlib.Path] = []  # folders this run made, deepest first
+        self._fresh = False  # the folder was absent or empty: everything in it is ours
+        self._stored = False  # a stage finished (its record is stored)
 
     def open(self) -> RunDir:
         """Create the folder, or resume it when it holds the same run; refuse anything else
@@ -85,14 +88,42 @@ class RunDir:
             self.resumed = True
             self._sweep_temporaries()
             return self
+        self._fresh = True
+        self._created = [p for p in (self.root, *self.root.parents) if not p.exists()]
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             self._acquire()
             atomic_write_json(run_file, self.run_args)
         except OSError as err:
-            self.close()
+            self.discard_unstarted()
             raise OutDirError(f"--out {self.root} cannot be written: {err.strerror}") from None
         return self
+
+    def discard_unstarted(self) -> bool:
+        """Put a fresh folder back as it was found when no stage has finished (a failure,
+        Ctrl-C or SIGTERM before any result was stored): its content removed, the folders
+        this run created removed, the lock released. A resumed folder, or one with a
+        stored stage, is kept (the rerun resumes it). Returns whether it was put back."""
+        if not self._fresh or self._stored:
+            self.close()
+            return False
+        try:
+            for child in self.root.iterdir():
+                if child.name == LOCK_FILE:
+                    continue
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+        except OSError:
+            pass
+        self.close()
+        for folder in self._created:  # deepest first; one another process filled stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        return True
 
     def _check_same_run(self, run_file: pathlib.Path) -> None:
         try:
@@ -180,4 +211,5 @@ class RunDir:
 
     def store(self, name: str, result: dict[str, Any]) -> None:
         """Store the result of stage ``name`` (its file's presence marks it finished)."""
+        self._stored = True
         atomic_write_json(self.path("stages", f"{name}.json"), result)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from edgeprune.pipeline.config import Settings
-from edgeprune.pipeline.records import Candidate
+from edgeprune.pipeline.records import Candidate, DenseResult
 
 PROBE_SPARSITIES = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
 REFINE_STEP = 0.01
@@ -117,3 +117,9 @@ def no_fit(candidates: Sequence[Candidate], budget: int) -> NoFitError:
         f"no configuration fits {budget} B; the smallest C model reached is "
         f"{smallest.model_bytes} B ({smallest.arch} at {smallest.sparsity:.0%} sparsity, "
         f"validation accuracy {100 * smallest.val_accuracy:.2f}% one-shot, not fine-tuned)")
+
+
+def best_member(members: Sequence[DenseResult]) -> int:
+    """Index of the dense member best on validation (float); the first on a tie."""
+    scores = [m.val_accuracy_float for m in members]
+    return scores.index(max(scores))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from edgeprune.pipeline.records import (
     Arch,
     Candidate,
     CandidateSpeed,
+    DenseRefit,
     DenseResult,
     RefitResult,
     SizeProbes,
@@ -60,12 +62,19 @@ class StageContext:
         return (np.concatenate([self.ds.normalize(p.x) for p in parts]),
                 np.concatenate([p.y for p in parts]))
 
-    def model(self, arch: Arch, weights: Weights | None = None) -> Any:
-        """A model of ``arch`` (built with the run's seed), holding ``weights`` if given."""
-        model = self.family.build(arch, self.config.seed)
+    def model(self, arch: Arch, weights: Weights | None = None,
+              seed: int | None = None) -> Any:
+        """A model of ``arch`` built with ``seed`` (default: the run's), holding
+        ``weights`` if given."""
+        model = self.family.build(arch, self.config.seed if seed is None else seed)
         if weights is not None:
             model.set_weights(weights)
         return model
+
+    def teacher(self, arch: Arch, members: Sequence[Weights]) -> training.Teacher:
+        """The distillation teacher: the dense model, or the mean logits of several."""
+        models = [self.model(arch, w) for w in members]
+        return models[0] if len(models) == 1 else training.MeanLogits(models)
 
     def highest_sparsity(self, arch: Arch) -> float:
         """The highest global sparsity the Minimum Threshold allows for ``arch``."""
@@ -88,15 +97,15 @@ def checkpoint_dir(config: RunConfig, tag: str) -> Path:
 
 
 def _train_dense(ctx: StageContext, model: Any, train_xy: Any, val_xy: Any,
-                 epochs: int | None, tag: str) -> training.TrainResult:
-    """The family's dense recipe over ``dense_epochs``; ``epochs`` stops it earlier on the
-    same lr schedule (a refit)."""
+                 epochs: int | None, tag: str, seed: int) -> training.TrainResult:
+    """The family's dense recipe over ``dense_epochs`` with training seed ``seed``;
+    ``epochs`` stops it earlier on the same lr schedule (a refit)."""
     defaults = ctx.family.train_defaults
     total = ctx.config.settings.dense_epochs or defaults["epochs"]
     return training.train(
         model, train_xy, val_xy, epochs=epochs or total, schedule_epochs=total,
         batch_size=defaults["batch_size"], lr=defaults["lr"], schedule=defaults["schedule"],
-        seed=ctx.config.seed, warmup_epochs=defaults.get("warmup_epochs", 0), progress=False,
+        seed=seed, warmup_epochs=defaults.get("warmup_epochs", 0), progress=False,
         augment=training.augment_from(defaults, ctx.ds.mean, ctx.ds.std),
         checkpoint_dir=checkpoint_dir(ctx.config, tag))
 
@@ -106,15 +115,21 @@ def _done(ctx: StageContext, *tags: str) -> None:
         shutil.rmtree(checkpoint_dir(ctx.config, tag), ignore_errors=True)
 
 
-def train_dense(ctx: StageContext, arch: Arch) -> tuple[DenseResult, Weights]:
-    """The dense model of ``arch``, its epoch selected on validation."""
-    tag = f"dense-{arch.label}"
-    model = ctx.model(arch)
-    result = _train_dense(ctx, model, ctx.xy("train"), ctx.xy("val"), None, tag)
+def dense_tag(arch: Arch, member: int) -> str:
+    """The stage (and weights) name of dense member ``member`` of ``arch``."""
+    return f"dense-{arch.label}" + (f"-m{member}" if member else "")
+
+
+def train_dense(ctx: StageContext, arch: Arch, member: int = 0) -> tuple[DenseResult, Weights]:
+    """Dense member ``member`` of ``arch`` (``RunConfig.member_seeds``), its epoch
+    selected on validation."""
+    tag, seed = dense_tag(arch, member), ctx.config.member_seeds[member]
+    model = ctx.model(arch, seed=seed)
+    result = _train_dense(ctx, model, ctx.xy("train"), ctx.xy("val"), None, tag, seed)
     _done(ctx, tag)
     return DenseResult(arch.label, result.best_val_accuracy, result.selected_epoch,
                        result.epochs, int(model.count_params()),
-                       training.loss_rise(result)), model.get_weights()
+                       training.loss_rise(result), seed), model.get_weights()
 
 
 def _row(ctx: StageContext, arch: Arch, sparsity: float, model: Any, **extra: Any) -> Candidate:
@@ -227,17 +242,19 @@ def finetune_tag(arch: Arch, sparsity: float) -> str:
     return f"pruned-{arch.label}-s{sparsity:.3f}"
 
 
-def finetune(ctx: StageContext, arch: Arch, dense: Weights,
-             sparsity: float) -> tuple[Candidate, Weights]:
+def finetune(ctx: StageContext, arch: Arch, dense: Weights, sparsity: float,
+             teachers: Sequence[Weights] | None = None) -> tuple[Candidate, Weights]:
     """Gradual Global MP + MT (polynomial ramp from the dense model to ``sparsity``),
     then fine-tuning with the masks held, selecting the epoch on validation; both distil
-    from the dense model (``DISTILL_ALPHA``, ``DISTILL_TEMPERATURE``). A model whose
-    fine-tuned weights encode a few bytes over the budget is pruned on a little."""
+    (``DISTILL_ALPHA``, ``DISTILL_TEMPERATURE``) from the mean logits of ``teachers``
+    (default: the dense model). A model whose fine-tuned weights encode a few bytes over
+    the budget is pruned on a little."""
     tag = finetune_tag(arch, sparsity)
     model = ctx.model(arch, dense)
     epoch = None
     if sparsity > 0:
-        epoch = _prune_and_finetune(ctx, model, ctx.model(arch, dense), sparsity,
+        teacher = ctx.teacher(arch, teachers or [dense])
+        epoch = _prune_and_finetune(ctx, model, teacher, sparsity,
                                     ctx.xy("train"), ctx.xy("val"),
                                     epochs=ctx.config.settings.finetune_epochs, tag=tag)
     about = {"finetuned": True, "weights": tag, "finetune_epoch": epoch,
@@ -258,24 +275,38 @@ def candidate_speed(ctx: StageContext, candidate: Candidate,
         ctx.config.kernels))
 
 
-def refit(ctx: StageContext, best: Candidate, dense: DenseResult) -> tuple[RefitResult, Weights]:
+def refit_dense(ctx: StageContext, arch: Arch, member: int,
+                dense: DenseResult) -> tuple[DenseRefit, Weights]:
+    """Dense member ``member`` of ``arch`` trained again, with its seed, on the training
+    and validation volunteers together for the number of epochs chosen on validation
+    (``dense``), on the schedule of the run that chose them: a refit's parent or teacher."""
+    tag, seed = "refit-" + dense_tag(arch, member), ctx.config.member_seeds[member]
+    everything = ctx.xy("train", "val")
+    model = ctx.model(arch, seed=seed)
+    _train_dense(ctx, model, everything, None, dense.selected_epoch, tag, seed)
+    _done(ctx, tag)
+    return DenseRefit(arch.label, seed, dense.selected_epoch, len(everything[0])), \
+        model.get_weights()
+
+
+def refit(ctx: StageContext, best: Candidate, dense: DenseResult, parent: Weights,
+          teachers: Sequence[Weights]) -> tuple[RefitResult, Weights]:
     """The selected configuration trained again on the training and validation
-    volunteers together - the dense model for its selected number of epochs, then the
-    same ramp and fine-tuning for the candidate's selected epochs, each on the schedule
-    of the run that chose them. Every choice stays the validation's; the refit only adds
+    volunteers together: from ``parent`` (the selected dense member's ``refit_dense``),
+    the same ramp and fine-tuning for the candidate's selected epochs on the schedule of
+    the run that chose them, distilling from the mean logits of ``teachers`` (the
+    members' ``refit_dense``). Every choice stays the validation's; the refit only adds
     data, so it has no validation accuracy. Its C model is measured again; if it no
     longer fits, it is pruned further (``prune_until_fits``). ``fits`` says whether it
     fits the budget(s) in the end."""
     arch, tag = best.spec, f"refit-{best.weights}"
     everything = ctx.xy("train", "val")
-    teacher = ctx.model(arch)
-    _train_dense(ctx, teacher, everything, None, dense.selected_epoch, f"refit-dense-{arch.label}")
-    model = ctx.model(arch, teacher.get_weights())
+    model = ctx.model(arch, parent)
     finetune_epochs = None
     if best.sparsity > 0:
         finetune_epochs = best.finetune_epoch or ctx.config.settings.finetune_epochs
-        _prune_and_finetune(ctx, model, teacher, best.sparsity, everything, None,
-                            epochs=finetune_epochs, tag=tag)
+        _prune_and_finetune(ctx, model, ctx.teacher(arch, teachers), best.sparsity,
+                            everything, None, epochs=finetune_epochs, tag=tag)
     sparsity, model_bytes = _prune_on_to_fit(ctx, model, arch, best.sparsity)
     fits = model_bytes <= ctx.config.budget_bytes
     count = None
@@ -283,6 +314,5 @@ def refit(ctx: StageContext, best: Candidate, dense: DenseResult) -> tuple[Refit
         count = measure.instructions(ctx.family, ctx.ds, model, ctx.config.budget_bytes,
                                      ctx.config.kernels)
         fits = count <= ctx.config.max_instructions
-    _done(ctx, f"refit-dense-{arch.label}")
     return RefitResult(tag, len(everything[0]), dense.selected_epoch, finetune_epochs,
                        best.sparsity, sparsity, model_bytes, fits, count), model.get_weights()
