@@ -1,7 +1,7 @@
 """Write ``<name>_model.h`` / ``<name>_model.c`` for an ``IntFastGRNN``.
 
-Output is deterministic (same model, name and provenance -> same bytes) and written to a
-temporary name then ``os.replace``d, so no half-written file is ever left behind.
+Output is deterministic (same model, name and provenance -> same bytes) and written
+atomically (``har_data.atomic``), so no half-written file is ever left behind.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import pathlib
 import re
-import tempfile
 from collections.abc import Mapping
 
 import numpy as np
@@ -17,6 +16,7 @@ import numpy as np
 from export.cmodel.cnn import IntCNN, cnn_scratch_layout
 from export.cmodel.quant import GATE_NL, MATRICES, UPDATE_NL, IntFastGRNN, sigmoid_lut
 from export.cmodel.sparse import FORMAT_TAGS, SparseMatrix, format_sizes
+from har_data.atomic import atomic_write
 
 C_DIR = pathlib.Path(__file__).resolve().parent.parent / "c"
 """Directory holding ep_kernels.h / ep_kernels.c (shipped as package data)."""
@@ -458,18 +458,6 @@ int ep_{name}_predict(const int16_t window[EP_{up}_INPUT_LEN], void *scratch,
     return header, source
 
 
-def _atomic_write(path: pathlib.Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def generate_c(model: IntFastGRNN | IntCNN, out_dir: str | os.PathLike, name: str,
                provenance: Mapping[str, object] | None = None,
                copy_kernels: bool = False) -> dict[str, pathlib.Path]:
@@ -491,13 +479,14 @@ def generate_c(model: IntFastGRNN | IntCNN, out_dir: str | os.PathLike, name: st
         if not os.access(out, os.W_OK):
             raise PermissionError(f"directory {out} is not writable")
         paths = {"header": out / f"{name}_model.h", "source": out / f"{name}_model.c"}
-        _atomic_write(paths["header"], header)
-        _atomic_write(paths["source"], source)
+        atomic_write(paths["header"], header.encode("ascii"))
+        atomic_write(paths["source"], source.encode("ascii"))
         if copy_kernels:
             for key, fname in (("kernels_h", "ep_kernels.h"), ("kernels_c", "ep_kernels.c"),
                                ("cnn_c", "ep_cnn.c")):
                 paths[key] = out / fname
-                _atomic_write(paths[key], (C_DIR / fname).read_text(encoding="ascii"))
+                text = (C_DIR / fname).read_text(encoding="ascii")
+                atomic_write(paths[key], text.encode("ascii"))
     except OSError as e:
         raise OSError(f"cannot write the C model to {out}: {e.strerror or e}") from e
     return paths

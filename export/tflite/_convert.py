@@ -31,6 +31,7 @@ import numpy as np
 
 from export.fastgrnn_params import FastGRNNParams
 from export.tflite import _fastgrnn as fg
+from har_data.atomic import atomic_write
 
 QUANTIZATIONS = ("float", "int8", "int16x8")
 
@@ -111,8 +112,6 @@ class FastGRNNTFLite:
 
     def save(self, out_dir: str | os.PathLike[str], name: str = "fastgrnn") -> dict[str, str]:
         """Write ``<name>_step.tflite``, ``<name>_head.tflite`` and ``<name>.json`` atomically."""
-        from export.tflite._io import atomic_write
-
         paths = {
             "step": os.path.join(out_dir, f"{name}_step.tflite"),
             "head": os.path.join(out_dir, f"{name}_head.tflite"),
@@ -126,9 +125,13 @@ class FastGRNNTFLite:
             "quantization": self.quantization,
             **dict(self.meta),
         }
-        atomic_write(paths["step"], self.step)
-        atomic_write(paths["head"], self.head)
-        atomic_write(paths["meta"], (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode())
+        try:
+            atomic_write(paths["step"], self.step)
+            atomic_write(paths["head"], self.head)
+            atomic_write(paths["meta"],
+                         (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode())
+        except OSError as exc:
+            raise OSError(f"cannot write {exc.filename}: {exc.strerror or exc}") from None
         return paths
 
 
