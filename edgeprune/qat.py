@@ -190,7 +190,7 @@ def fastgrnn_int8_reference(
     the Keras model a full-int8 export of ``model`` is compared with (standard QAT)."""
     rep = tfl.representative_subset(model, representative, max_windows, seed)
     q = qat_model(model)
-    set_ranges(q, tfl.step_activation_ranges(models.fastgrnn_params(model), rep))
+    set_ranges(q, tfl.step_activation_ranges(models.FastGRNNParams.from_keras(model), rep))
     return q
 
 
@@ -219,8 +219,9 @@ def fastgrnn_int8_finetune(
     """
     rep = tfl.representative_subset(model, representative, max_windows, seed)
     q = qat_model(model)
+    params = models.FastGRNNParams.from_keras
     result = _qat_finetune(
-        q, lambda: set_ranges(q, tfl.step_activation_ranges(models.fastgrnn_params(q), rep)),
+        q, lambda: set_ranges(q, tfl.step_activation_ranges(params(q), rep)),
         train, val, epochs=epochs, batch_size=batch_size, lr=lr, augment=augment, seed=seed)
     plain = keras.models.clone_model(model)
     plain.set_weights(model.get_weights())

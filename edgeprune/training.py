@@ -25,6 +25,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from har_data.atomic import atomic_open, atomic_write
+
 # Defaults measured on the validation split of UCI HAR-2 (6 held-out training volunteers
 # drawn with seed 0, as har_data's default; official archive), best validation accuracy
 # over the epochs (issue-3 notes). FastGRNN (hidden 80, ranks 5/40), batch 128,
@@ -494,17 +496,14 @@ def train(
                         "val_loss": float(val_loss)}
                 best_weights = model.get_weights()
                 if cdir is not None:
-                    tmp = cdir / ("tmp_" + _BEST)
-                    np.savez(tmp, **{f"w{i}": w for i, w in enumerate(best_weights)})
-                    tmp.replace(cdir / _BEST)
+                    with atomic_open(cdir / _BEST) as handle:
+                        np.savez(handle, **{f"w{i}": w for i, w in enumerate(best_weights)})
             if cdir is not None:
                 manager.save(checkpoint_number=epoch + 1)
-                tmp = cdir / (_STATE + ".tmp")
-                tmp.write_text(json.dumps({
+                atomic_write(cdir / _STATE, json.dumps({
                     "epoch": epoch + 1, "seed": seed, "batch_size": batch_size,
                     "history": history, "best": best, "epoch_seconds": epoch_seconds,
-                }))
-                tmp.replace(cdir / _STATE)
+                }).encode())
             bar.set_postfix(loss=f"{row['loss']:.4f}", acc=f"{row['accuracy']:.4f}",
                             val_acc=f"{val_acc:.4f}", refresh=False)
             bar.update(1)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_open
 from .errors import HarDataError
 
 FORMAT_VERSION = 1
@@ -50,25 +51,19 @@ def save(path: Path, splits: dict[str, dict[str, np.ndarray]]) -> None:
     arrays = {f"{split}_{k}": v for split, part in splits.items() for k, v in part.items()}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle = tempfile.NamedTemporaryFile(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-        )
+        if not os.access(path.parent, os.W_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path.parent))
     except OSError as exc:
         raise HarDataError(
             f"{path.parent}: cache folder cannot be written ({exc.strerror or exc}); set "
             "EDGEPRUNE_CACHE to a writable folder or disable the cache"
         ) from None
     try:
-        with handle:
+        with atomic_open(path) as handle:
             np.savez(handle, **arrays)
-        os.replace(handle.name, path)
-    except BaseException as exc:
-        Path(handle.name).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise HarDataError(
-                f"{path}: cache file cannot be written ({exc.strerror or exc})"
-            ) from None
-        raise
+    except OSError as exc:
+        raise HarDataError(f"{path}: cache file cannot be written ({exc.strerror or exc})") \
+            from None
 
 
 def load(path: Path, splits: Iterable[str] = ("train", "test")) -> dict | None:

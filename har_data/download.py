@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from .atomic import atomic_write
 from .cache import default_cache_dir
 from .errors import HarDataError
 from .safezip import SafeZip
@@ -25,19 +24,6 @@ ARCHIVE_NAME = "UCI HAR Dataset.zip"
 """What is stored in the cache: the inner archive, unwrapped from UCI's outer zip."""
 MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
 _CHUNK = 1 << 20
-
-
-def _atomic_write(target: Path, data: bytes) -> None:
-    handle = tempfile.NamedTemporaryFile(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".part", delete=False
-    )
-    try:
-        with handle:
-            handle.write(data)
-        os.replace(handle.name, target)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
 
 
 def _fetch(url: str, sha256: str, timeout: float) -> bytes:
@@ -99,5 +85,5 @@ def download(
     if sha256.lower() == SHA256 and hashlib.sha256(stored).hexdigest() != INNER_SHA256:
         raise HarDataError(f"{url}!{ARCHIVE_NAME}: SHA-256 mismatch of the inner archive")
     directory.mkdir(parents=True, exist_ok=True)
-    _atomic_write(target, stored)
+    atomic_write(target, stored)
     return target

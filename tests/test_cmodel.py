@@ -63,7 +63,7 @@ def synthetic_windows(n: int, seed: int) -> np.ndarray:
 
 def centre(params: dict, mean, std, windows) -> dict:
     """Set dense_bias so the float model splits ``windows`` about evenly between classes."""
-    logits = cmodel.float_forward(params, (windows - mean) / std)
+    _, logits = cmodel.float_predict(params, (windows - mean) / std)
     params = dict(params)
     params["dense_bias"] = -np.median(logits, axis=0).astype(np.float32)
     return params

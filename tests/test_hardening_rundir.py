@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from edgeprune.pipeline import rundir
-from edgeprune.pipeline.rundir import RunDir, atomic_write_bytes
+from edgeprune.pipeline.rundir import RunDir
+from har_data.atomic import atomic_write
 
 ARGS = {"model": "fastgrnn", "budget_kb": 1.0, "seed": 0}
 
@@ -43,10 +44,10 @@ def test_a_write_interrupted_before_the_rename_keeps_the_old_file(tmp_path: Path
     def killed(*_args, **_kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(rundir.os, "replace", killed)
+    monkeypatch.setattr(os, "replace", killed)
     with pytest.raises(KeyboardInterrupt):
-        atomic_write_bytes(target, b"new and longer")
-    monkeypatch.setattr(rundir.os, "replace", os.replace)
+        atomic_write(target, b"new and longer")
+    monkeypatch.undo()
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
 

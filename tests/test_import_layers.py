@@ -33,7 +33,8 @@ def _fresh_import(module: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("module", ["export", "export.cmodel", "export.tflite"])
+@pytest.mark.parametrize("module", ["export", "export.cmodel", "export.tflite",
+                                    "export.fastgrnn_params"])
 def test_export_does_not_import_edgeprune(module: str) -> None:
     got = _fresh_import(module)
     assert got["loaded"] == ["export"]

@@ -122,7 +122,7 @@ def test_prune_low_magnitude_accepts_fastgrnn():
     for key in ("W1", "W2", "U1", "U2"):
         assert abs((params[key] == 0).mean() - 0.5) < 0.1, key
     assert (params["bias_gate"] != 0).all()
-    np.testing.assert_allclose(models.fastgrnn_numpy_forward(params, x),
+    np.testing.assert_allclose(models.FastGRNNParams.of(params).forward(x).logits,
                                stripped.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
 
 
@@ -144,8 +144,8 @@ def test_fastgrnn_params_contract(w_rank, u_rank, gate, update):
         assert p[key].shape == shape, key
     assert (p["gate_nonlinearity"], p["update_nonlinearity"]) == (gate, update)
     x = np.random.default_rng(8).normal(size=(6, 128, 9)).astype("float32")
-    np.testing.assert_allclose(models.fastgrnn_numpy_forward(p, x), model.predict(x, verbose=0),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(models.FastGRNNParams.of(p).forward(x).logits,
+                               model.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
 
 
 def test_fastgrnn_params_rejects_other_models():

@@ -13,6 +13,7 @@ from collections import defaultdict
 from typing import Any
 
 from edgeprune.bench._sparsity_setup import MODELS
+from har_data.atomic import atomic_write
 
 METHOD_ORDER = ("global", "global_mt", "uniform", "erk", "lamp", "random", "iht")
 CLAIM_SPARSITIES = (0.9, 0.95, 0.98)
@@ -364,9 +365,7 @@ def write_all(out: pathlib.Path, csv_rows: list[dict[str, str]], cfg: dict[str, 
            "claims": cl, "pruning_overhead": oh, "layers": layers,
            "layers_format": "[name, weights, nonzeros, mt_floor, dead_units] per prunable "
                             "tensor, Global MP with and without MT, every run"}
-    tmp = out / "results.json.tmp"
-    tmp.write_text(json.dumps(obj, indent=1, default=float))
-    tmp.replace(out / "results.json")
+    atomic_write(out / "results.json", json.dumps(obj, indent=1, default=float).encode())
     if rows:
         plot_accuracy(agg, dense, out / "accuracy_vs_sparsity.png", chance)
         plot_layers(layers, rows, out / "layer_sparsity.png")

@@ -113,6 +113,8 @@ def plot(summary: dict[str, Any], path: pathlib.Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from edgeprune.pipeline.report import save_figure
+
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     rows = (("val", "validation (C int8)"), ("test_c_int8", "test (C int8, shipped)"))
     for row, (key, _) in enumerate(rows):
@@ -130,10 +132,7 @@ def plot(summary: dict[str, Any], path: pathlib.Path) -> None:
     ax.set_xlabel("accuracy (%), one dot per seed (labelled)")
     ax.set_title(f"{b['model']} at {b['budget_kb']:g} KiB on {b['data']}"
                  f"{' (refit)' if b['refit'] else ''}: {summary['n_seeds']} seeds")
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -53,7 +53,6 @@ import csv
 import io
 import json
 import math
-import os
 import pathlib
 import shutil
 import sys
@@ -63,7 +62,7 @@ from typing import Any
 from edgeprune import machine
 from edgeprune.bench._sparsity_setup import MODELS, SPECS
 from edgeprune.executor import add_executor_arguments
-from edgeprune.pipeline.rundir import atomic_write_bytes
+from har_data.atomic import atomic_write
 
 METHODS = ("global", "global_mt", "uniform", "erk", "lamp", "random", "iht")
 SPARSITIES = (0.5, 0.8, 0.9, 0.95, 0.98, 0.99)
@@ -130,13 +129,12 @@ def write_rows(path: pathlib.Path, rows: list[dict[str, Any]]) -> None:
     morder = {m: i for i, m in enumerate(METHODS)}
     rows = sorted(rows, key=lambda r: (order.get(r["model"], 99), morder.get(r["method"], 99),
                                        float(r["sparsity"]), int(r["seed"])))
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(FIELDS), extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: _fmt(r.get(k, "")) for k in FIELDS})
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    w = csv.DictWriter(text, fieldnames=list(FIELDS), extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: _fmt(r.get(k, "")) for k in FIELDS})
+    atomic_write(path, text.getvalue().encode())
 
 
 def _fmt(v: Any) -> Any:
@@ -146,9 +144,7 @@ def _fmt(v: Any) -> Any:
 
 
 def _write_json(path: pathlib.Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(obj, indent=1).encode())
 
 
 # ----------------------------------------------------------------------------- training
@@ -488,7 +484,7 @@ def _dense_models(ex: Any, out: pathlib.Path, pairs: list[tuple[int, str]],
         ddir.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
         np.savez(buffer, *weights)
-        atomic_write_bytes(ddir / f"{m}_s{seed}.npz", buffer.getvalue())
+        atomic_write(ddir / f"{m}_s{seed}.npz", buffer.getvalue(), parents=True)
         _write_json(ddir / f"{m}_s{seed}.json", dense)
         print(f"[dense] {m} seed {seed}: val {dense['val_accuracy']:.4f} test "
               f"{dense['test_accuracy']:.4f} (epoch {dense['selected_epoch']}/"

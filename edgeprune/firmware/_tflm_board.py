@@ -271,9 +271,9 @@ def set_arena(tflm_dir: str | os.PathLike[str], arena: Mapping[str, int], note: 
     text = re.sub(r"\n// arena: [^\n]*", "", text)
     text = text.replace("\nconstexpr int kTensorArenaSize",
                         f"\n// arena: {note}\nconstexpr int kTensorArenaSize", 1)
-    from edgeprune.pipeline.rundir import atomic_write_bytes
+    from har_data.atomic import atomic_write
 
-    atomic_write_bytes(path, text.encode())
+    atomic_write(path, text.encode())
 
 
 # ---------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from edgeprune.firmware._errors import BadWindows
+from har_data.atomic import atomic_write
 
 WINDOWS_FILE = "test_windows.npz"
 MAX_WINDOWS = 4096  # far more than any board's flash holds (each window is embedded)
@@ -20,14 +21,13 @@ MAX_WINDOWS_FILE_BYTES = 256 * 1024 * 1024
 
 def save_windows(path: Path, windows: np.ndarray, expected: np.ndarray | None) -> None:
     """Write ``windows`` (and ``expected`` classes, when known) to ``path`` atomically."""
-    from edgeprune.pipeline.rundir import atomic_write_bytes
 
     buffer = io.BytesIO()
     arrays: dict[str, Any] = {"windows": np.asarray(windows)}
     if expected is not None:
         arrays["expected"] = np.asarray(expected)
     np.savez(buffer, **arrays)
-    atomic_write_bytes(Path(path), buffer.getvalue())
+    atomic_write(path, buffer.getvalue(), parents=True)
 
 
 def load_windows(path: Path, n: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:

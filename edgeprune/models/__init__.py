@@ -1,6 +1,8 @@
 """Models: FastGRNN (cell, HAR classifier, exported parameters) and CNNs.
 
 Public door of the package; see docs/CONTRACTS.md for ``fastgrnn_params``.
+``FastGRNNParams`` (validated parameters, the one numpy forward pass) is
+``export.fastgrnn_params.FastGRNNParams``, re-exported here.
 """
 
 from edgeprune.models.cnn import (
@@ -14,9 +16,9 @@ from edgeprune.models.cnn import (
 from edgeprune.models.fastgrnn import (
     NONLINEARITIES,
     FastGRNNCell,
+    FastGRNNParams,
     custom_objects,
     fastgrnn_classifier,
-    fastgrnn_numpy_forward,
     fastgrnn_params,
     load_model,
     quant_sigm,
@@ -26,9 +28,9 @@ from edgeprune.models.fastgrnn import (
 __all__ = [
     "NONLINEARITIES",
     "FastGRNNCell",
+    "FastGRNNParams",
     "custom_objects",
     "fastgrnn_classifier",
-    "fastgrnn_numpy_forward",
     "fastgrnn_params",
     "har_cnn",
     "load_model",

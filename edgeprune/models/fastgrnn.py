@@ -17,10 +17,11 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
+
+from export.fastgrnn_params import FastGRNNParams
 
 NONLINEARITIES = ("sigmoid", "tanh", "quantSigm", "quantTanh")
 """Names accepted for ``gate`` and ``update`` (EdgeML definitions)."""
@@ -243,82 +244,17 @@ def fastgrnn_classifier(
     return keras.Model(inputs, logits, name="fastgrnn_classifier")
 
 
-def _unwrap(layer: keras.layers.Layer) -> keras.layers.Layer:
-    while hasattr(layer, "layer") and isinstance(layer.layer, keras.layers.Layer):
-        layer = layer.layer  # tfmot PruneLowMagnitude / other wrappers
-    return layer
-
-
 def fastgrnn_params(model: keras.Model) -> dict[str, Any]:
-    """The FastGRNN classifier's parameters as the float32 numpy dict of docs/CONTRACTS.md.
+    """The FastGRNN classifier's parameters as the float32 numpy dict of docs/CONTRACTS.md
+    (``FastGRNNParams.from_keras(model).to_dict()``; the validated type itself is
+    ``edgeprune.models.FastGRNNParams``).
 
     Keys: ``W`` or ``W1``/``W2``; ``U`` or ``U1``/``U2``; ``bias_gate``, ``bias_update``,
     ``zeta``, ``nu`` (0-d, raw), ``dense_kernel`` (H, C), ``dense_bias`` (C,),
     ``gate_nonlinearity``, ``update_nonlinearity``. Works on pruned (wrapped or stripped)
     models: values are read from the variables as they are.
     """
-    rnn = dense = None
-    for layer in model.layers:
-        inner = _unwrap(layer)
-        if isinstance(inner, keras.layers.RNN) and isinstance(inner.cell, FastGRNNCell):
-            if rnn is not None:
-                raise ValueError("model has more than one FastGRNN layer")
-            rnn = inner
-        elif isinstance(inner, keras.layers.Dense) and rnn is not None:
-            dense = inner
-    if rnn is None or dense is None:
-        raise ValueError("model is not a FastGRNN classifier: need RNN(FastGRNNCell) then Dense")
-    cell: FastGRNNCell = rnn.cell
-
-    def arr(v: tf.Variable) -> np.ndarray:
-        return np.asarray(v.numpy(), dtype=np.float32)
-
-    params: dict[str, Any] = {}
-    if cell.w_rank is None:
-        params["W"] = arr(cell.W)
-    else:
-        params["W1"], params["W2"] = arr(cell.W1), arr(cell.W2)
-    if cell.u_rank is None:
-        params["U"] = arr(cell.U)
-    else:
-        params["U1"], params["U2"] = arr(cell.U1), arr(cell.U2)
-    params["bias_gate"] = arr(cell.bias_gate)
-    params["bias_update"] = arr(cell.bias_update)
-    params["zeta"] = arr(cell.zeta).reshape(())
-    params["nu"] = arr(cell.nu).reshape(())
-    params["dense_kernel"] = arr(dense.kernel)
-    params["dense_bias"] = arr(dense.bias)
-    params["gate_nonlinearity"] = cell.gate
-    params["update_nonlinearity"] = cell.update
-    return params
-
-
-def _np_nonlin(name: str, x: np.ndarray) -> np.ndarray:
-    if name == "sigmoid":
-        return 1.0 / (1.0 + np.exp(-x))
-    if name == "tanh":
-        return np.tanh(x)
-    if name == "quantSigm":
-        return np.clip((x + 1.0) / 2.0, 0.0, 1.0)
-    if name == "quantTanh":
-        return np.clip(x, -1.0, 1.0)
-    raise ValueError(f"unknown nonlinearity {name!r}; allowed: {NONLINEARITIES}")
-
-
-def fastgrnn_numpy_forward(params: dict[str, Any], x: np.ndarray) -> np.ndarray:
-    """Reference float64 numpy forward pass: logits of windows ``x`` (N, T, d)."""
-    p = {k: (np.asarray(v, np.float64) if not isinstance(v, str) else v) for k, v in params.items()}
-    W = p["W"] if "W" in p else p["W1"] @ p["W2"]
-    U = p["U"] if "U" in p else p["U1"] @ p["U2"]
-    sz, sn = 1.0 / (1.0 + np.exp(-p["zeta"])), 1.0 / (1.0 + np.exp(-p["nu"]))
-    x = np.asarray(x, np.float64)
-    h = np.zeros((x.shape[0], U.shape[0]))
-    for t in range(x.shape[1]):
-        pre = x[:, t] @ W + h @ U
-        z = _np_nonlin(p["gate_nonlinearity"], pre + p["bias_gate"])
-        c = _np_nonlin(p["update_nonlinearity"], pre + p["bias_update"])
-        h = z * h + (sz * (1.0 - z) + sn) * c
-    return h @ p["dense_kernel"] + p["dense_bias"]
+    return FastGRNNParams.from_keras(model).to_dict()
 
 
 def custom_objects() -> dict[str, Any]:

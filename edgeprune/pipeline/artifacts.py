@@ -18,9 +18,9 @@ import numpy as np
 from edgeprune import pruning
 from edgeprune.pipeline import measure
 from edgeprune.pipeline.records import Candidate, ExportResult, Weights
-from edgeprune.pipeline.rundir import atomic_write_bytes
 from edgeprune.pipeline.stages import StageContext
 from export import tflite as tfl
+from har_data.atomic import atomic_write
 
 Files = dict[str, bytes]  # path relative to the run folder -> content
 
@@ -115,6 +115,6 @@ def write_files(root: Path, files: Files) -> None:
         if sep:
             folders.setdefault(top, {})[rest] = blob
         else:
-            atomic_write_bytes(root / path, blob)
+            atomic_write(root / path, blob, parents=True)
     for top, inner in folders.items():
         replace_dir(root / top, lambda d, inner=inner: write_files(d, inner))

@@ -20,8 +20,9 @@ from edgeprune.pipeline import artifacts
 from edgeprune.pipeline.config import RunConfig
 from edgeprune.pipeline.progress import log
 from edgeprune.pipeline.records import Record, StageInfo, StageLog, Weights
-from edgeprune.pipeline.rundir import RunDir, atomic_write_bytes
+from edgeprune.pipeline.rundir import RunDir
 from edgeprune.pipeline.stages import StageContext
+from har_data.atomic import atomic_write
 
 K = TypeVar("K")
 
@@ -52,7 +53,7 @@ class Driver:
     def _save_weights(self, tag: str, weights: Weights) -> None:
         buffer = io.BytesIO()
         np.savez(buffer, *weights)
-        atomic_write_bytes(self.rd.path("models", f"{tag}.npz"), buffer.getvalue())
+        atomic_write(self.rd.path("models", f"{tag}.npz"), buffer.getvalue(), parents=True)
 
     def load_weights(self, tag: str) -> Weights:
         with np.load(self.rd.path("models", f"{tag}.npz")) as saved:

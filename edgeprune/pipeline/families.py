@@ -44,8 +44,8 @@ class FastGRNNFamily:
     def quantize(self, model: keras.Model, ds, matrix_budget: int | None = None) -> Any:
         """The integer model with the smallest storage per matrix (what the size search
         needs), or with ``matrix_budget`` the fastest formats whose matrices fit it."""
-        return cmodel.quantize_fastgrnn(models.fastgrnn_params(model), ds.mean, ds.std,
-                                        ds.train.x, speed_slack=0.0,
+        return cmodel.quantize_fastgrnn(models.FastGRNNParams.from_keras(model), ds.mean,
+                                        ds.std, ds.train.x, speed_slack=0.0,
                                         matrix_budget=matrix_budget)
 
     def c_predict(self, int_model: Any, raw_windows: np.ndarray) -> np.ndarray:
@@ -54,7 +54,7 @@ class FastGRNNFamily:
 
     def tflite(self, model: keras.Model, ds, quantization: str = "int8", *,
                sparse: bool = False, per_tensor: bool = False) -> Any:
-        return tfl.fastgrnn_to_tflite(models.fastgrnn_params(model), quantization,
+        return tfl.fastgrnn_to_tflite(models.FastGRNNParams.from_keras(model), quantization,
                                       ds.normalize(ds.train.x), sparse=sparse,
                                       per_tensor=per_tensor)
 

@@ -36,13 +36,18 @@ from edgeprune.pipeline.reportfile import (  # noqa: E402,F401  (summary_*: re-e
     write_report_md,
 )
 from edgeprune.pipeline.search import best_member  # noqa: E402
+from har_data.atomic import atomic_open  # noqa: E402
 
 
-def _save(fig: plt.Figure, path: pathlib.Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    tmp.replace(path)
+def save_figure(fig: plt.Figure, path: pathlib.Path) -> None:
+    """Write ``fig`` as a PNG (120 dpi, no software tag: same figure, same bytes),
+    atomically, and close it."""
+    try:
+        with atomic_open(path) as handle:
+            fig.savefig(handle, format="png", dpi=120, bbox_inches="tight",
+                        metadata={"Software": None})
+    finally:
+        plt.close(fig)
 
 
 def plot_frontier(candidates: list[dict[str, Any]], budget_bytes: int, path: pathlib.Path) -> None:
@@ -65,7 +70,7 @@ def plot_frontier(candidates: list[dict[str, Any]], budget_bytes: int, path: pat
     ax.set_ylabel("validation accuracy (%, C int8 model)")
     ax.set_title("Size–accuracy frontier of the candidates")
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_speed_frontier(candidates: list[dict[str, Any]], max_instructions: int,
@@ -94,7 +99,7 @@ def plot_speed_frontier(candidates: list[dict[str, Any]], max_instructions: int,
     ax.set_ylabel("validation accuracy (%, C int8 model)")
     ax.set_title("Speed–accuracy of the fine-tuned candidates")
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_per_layer(per_layer: list[dict[str, Any]], path: pathlib.Path) -> None:
@@ -109,7 +114,7 @@ def plot_per_layer(per_layer: list[dict[str, Any]], path: pathlib.Path) -> None:
     ax.invert_yaxis()
     ax.set_xlabel("sparsity (%)")
     ax.set_title("Per-layer sparsity of the selected model")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_confusion(matrix: np.ndarray, labels: list[str], title: str, path: pathlib.Path) -> None:
@@ -125,7 +130,7 @@ def plot_confusion(matrix: np.ndarray, labels: list[str], title: str, path: path
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def build_report(*, config: RunConfig, ds: Any, candidates: list[Candidate],

@@ -13,7 +13,7 @@ import pathlib
 import stat
 from typing import Any
 
-from edgeprune.pipeline.rundir import atomic_write_bytes
+from har_data.atomic import atomic_write
 
 REPORT_JSON, REPORT_MD = "report.json", "report.md"
 MAX_REPORT_BYTES = 64 * 1024 * 1024  # far beyond any run's report
@@ -56,7 +56,7 @@ def read_report(path: pathlib.Path) -> dict[str, Any] | None:
 
 def write_json(path: pathlib.Path, obj: dict[str, Any]) -> None:
     """Write ``obj`` as an indented JSON report, atomically."""
-    atomic_write_bytes(pathlib.Path(path), (json.dumps(obj, indent=2) + "\n").encode())
+    atomic_write(path, (json.dumps(obj, indent=2) + "\n").encode(), parents=True)
 
 
 def merge_section(path: pathlib.Path, key: str, section: Any) -> dict[str, Any]:
@@ -185,4 +185,4 @@ def write_report_md(report: dict[str, Any], path: pathlib.Path) -> None:
     nodes = report.get("stage_nodes", {})
     lines += [f"| {k} | {v:.1f} | {nodes.get(k, 'driver')} |"
               for k, v in report["seconds"].items()]
-    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+    atomic_write(path, ("\n".join(lines) + "\n").encode(), parents=True)

@@ -14,39 +14,24 @@ import json
 import os
 import pathlib
 import shutil
-import tempfile
 from typing import Any
+
+from har_data.atomic import atomic_write
 
 RUN_FILE = "run.json"
 LOCK_FILE = ".run.lock"  # held (flock) while a run uses the folder; holds its pid
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-TEMP_PATTERNS = (".*.tmp", ".tmp-*", ".*.tmp.png")  # the temporaries of every writer
+TEMP_PATTERNS = (".*.tmp", ".tmp-*", ".*.tmp.png")  # har_data.atomic's, and older versions'
 
 
 class OutDirError(RuntimeError):
     """The output folder cannot be used for this run (message says why)."""
 
 
-def atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; artifacts are ordinary files
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def atomic_write_json(path: pathlib.Path, obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+    """Write ``obj`` as indented JSON, atomically (missing folders created)."""
+    atomic_write(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode(), parents=True)
 
 
 class RunDir:

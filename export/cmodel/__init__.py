@@ -27,8 +27,6 @@ from export.cmodel.measure import ByteReport, measure_bytes
 from export.cmodel.quant import (
     IntFastGRNN,
     Requant,
-    check_params,
-    float_forward,
     quantize_fastgrnn,
     quantize_input,
     sigmoid_lut,
@@ -38,8 +36,8 @@ from export.cmodel.sparse import FORMATS, SparseMatrix, decode, encode, format_s
 
 __all__ = [
     "C_DIR", "FORMATS", "ByteReport", "IntCNN", "IntFastGRNN", "Requant", "SparseMatrix",
-    "check_params", "cnn_float_forward", "cnn_layers_from_keras", "decode", "encode",
-    "float_forward", "float_predict", "format_sizes", "generate_c", "measure_bytes",
+    "cnn_float_forward", "cnn_layers_from_keras", "decode", "encode", "float_predict",
+    "format_sizes", "generate_c", "measure_bytes",
     "pick_format", "quantize_cnn", "quantize_fastgrnn", "quantize_input", "reference_predict",
     "reference_predict_cnn", "render", "render_cnn", "sigmoid_lut",
 ]

@@ -1,7 +1,7 @@
 """Write ``<name>_model.h`` / ``<name>_model.c`` for an ``IntFastGRNN``.
 
-Output is deterministic (same model, name and provenance -> same bytes) and written to a
-temporary name then ``os.replace``d, so no half-written file is ever left behind.
+Output is deterministic (same model, name and provenance -> same bytes) and written
+atomically (``har_data.atomic``), so no half-written file is ever left behind.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import pathlib
 import re
-import tempfile
 from collections.abc import Mapping
 
 import numpy as np
@@ -26,6 +25,7 @@ from export.cmodel.kernels import (
 from export.cmodel.manifest import Manifest, manifest_path
 from export.cmodel.quant import GATE_NL, MATRICES, UPDATE_NL, IntFastGRNN, sigmoid_lut
 from export.cmodel.sparse import FORMAT_TAGS, SparseMatrix, format_sizes
+from har_data.atomic import atomic_write
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
 _CTYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.uint8): "uint8_t",
@@ -464,18 +464,6 @@ int ep_{name}_predict(const int16_t window[EP_{up}_INPUT_LEN], void *scratch,
     return header, source
 
 
-def _atomic_write(path: pathlib.Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def generate_c(model: IntFastGRNN | IntCNN, out_dir: str | os.PathLike, name: str,
                provenance: Mapping[str, object] | None = None,
                copy_kernels: bool = False, kernels: str = "fast") -> dict[str, pathlib.Path]:
@@ -503,15 +491,15 @@ def generate_c(model: IntFastGRNN | IntCNN, out_dir: str | os.PathLike, name: st
         if not os.access(out, os.W_OK):
             raise PermissionError(f"directory {out} is not writable")
         paths = {"header": out / f"{name}_model.h", "source": out / f"{name}_model.c"}
-        _atomic_write(paths["header"], header)
-        _atomic_write(paths["source"], source)
+        atomic_write(paths["header"], header.encode("ascii"))
+        atomic_write(paths["source"], source.encode("ascii"))
         paths["manifest"] = manifest_path(out, name)
-        _atomic_write(paths["manifest"],
-                      Manifest.for_model(name, kernels, model_formats(model)).to_json())
+        atomic_write(paths["manifest"], Manifest.for_model(
+            name, kernels, model_formats(model)).to_json().encode("ascii"))
         config = out / CONFIG_NAME
         if kernels == "small":
             paths["config"] = config
-            _atomic_write(config, config_header(model_formats(model)))
+            atomic_write(config, config_header(model_formats(model)).encode("ascii"))
         elif config.is_file():
             config.unlink()  # a fast build of a folder that held a small one
         if copy_kernels:
@@ -519,7 +507,7 @@ def generate_c(model: IntFastGRNN | IntCNN, out_dir: str | os.PathLike, name: st
             for stale in set(kernel_files("fast") + kernel_files("small")) - set(lib):
                 (out / stale.name).unlink(missing_ok=True)
             for src in lib:
-                _atomic_write(out / src.name, src.read_text(encoding="ascii"))
+                atomic_write(out / src.name, src.read_text(encoding="ascii").encode("ascii"))
     except OSError as e:
         raise OSError(f"cannot write the C model to {out}: {e.strerror or e}") from e
     return paths

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from export.cmodel.sparse import SparseMatrix, encode, pick_formats_within
+from export.fastgrnn_params import FastGRNNParams, sigmoid
 
 MATRICES = ("w1", "w2", "u1", "u2", "dense")
 GATE_NL = {"sigmoid": 0, "quantSigm": 2}
@@ -105,119 +106,10 @@ class IntFastGRNN:
     meta: dict = field(default_factory=dict)
 
 
-def _sigmoid(x: np.ndarray | float) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
-
-
 def sigmoid_lut(lut_shift: int) -> np.ndarray:
     """``round(sigmoid(i / 2**lut_shift) * 32768)`` for ``i = 0 .. 8 * 2**lut_shift`` (uint16)."""
     i = np.arange(_LUT_XMAX * 2**lut_shift + 1, dtype=np.float64)
-    return np.rint(_sigmoid(i / 2.0**lut_shift) * 32768).astype(np.uint16)
-
-
-def _fetch(params: Mapping, key: str, shape: tuple[int, ...]) -> np.ndarray:
-    if key not in params:
-        raise ValueError(f"FastGRNN parameters lack {key!r}")
-    a = np.asarray(params[key], dtype=np.float64)
-    if a.shape != shape:
-        raise ValueError(f"FastGRNN parameter {key!r} has shape {a.shape}, expected {shape}")
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"FastGRNN parameter {key!r} holds NaN or inf")
-    return a
-
-
-def check_params(params: Mapping) -> dict[str, np.ndarray | str | int]:
-    """Validate a CONTRACTS.md FastGRNN dict; return float64 arrays plus dims.
-
-    Raises ``ValueError`` (one line) on a missing key, wrong shape, NaN/inf or an
-    unsupported nonlinearity.
-    """
-    if not isinstance(params, Mapping):
-        raise ValueError(f"FastGRNN parameters must be a dict, got {type(params).__name__}")
-    out: dict = {}
-    if "dense_kernel" not in params:
-        raise ValueError("FastGRNN parameters lack 'dense_kernel'")
-    dk = np.asarray(params["dense_kernel"])
-    if dk.ndim != 2:
-        raise ValueError(f"FastGRNN parameter 'dense_kernel' has shape {dk.shape}, expected (H, C)")
-    H, C = dk.shape
-    if "W" in params:
-        W = np.asarray(params["W"])
-        if W.ndim != 2:
-            raise ValueError(f"FastGRNN parameter 'W' has shape {W.shape}, expected (d, {H})")
-        d = W.shape[0]
-        out["W"] = _fetch(params, "W", (d, H))
-        rw = 0
-    else:
-        W1 = np.asarray(params.get("W1", np.zeros((0,))))
-        if "W1" not in params or W1.ndim != 2:
-            raise ValueError("FastGRNN parameters need 'W' or 'W1' and 'W2' (2-D)")
-        d, rw = W1.shape
-        out["W1"] = _fetch(params, "W1", (d, rw))
-        out["W2"] = _fetch(params, "W2", (rw, H))
-    if "U" in params:
-        out["U"] = _fetch(params, "U", (H, H))
-        ru = 0
-    else:
-        U1 = np.asarray(params.get("U1", np.zeros((0,))))
-        if "U1" not in params or U1.ndim != 2:
-            raise ValueError("FastGRNN parameters need 'U' or 'U1' and 'U2' (2-D)")
-        ru = U1.shape[1]
-        out["U1"] = _fetch(params, "U1", (H, ru))
-        out["U2"] = _fetch(params, "U2", (ru, H))
-    for key in ("bias_gate", "bias_update"):
-        out[key] = _fetch(params, key, (H,))
-    out["zeta"] = float(_fetch(params, "zeta", ()))
-    out["nu"] = float(_fetch(params, "nu", ()))
-    out["dense_kernel"] = _fetch(params, "dense_kernel", (H, C))
-    out["dense_bias"] = _fetch(params, "dense_bias", (C,))
-    g = params.get("gate_nonlinearity", "sigmoid")
-    u = params.get("update_nonlinearity", "tanh")
-    if g not in GATE_NL:
-        raise ValueError(f"unsupported gate nonlinearity {g!r} (supported: sigmoid, quantSigm)")
-    if u not in UPDATE_NL:
-        raise ValueError(f"unsupported update nonlinearity {u!r} (supported: tanh, quantTanh)")
-    out.update(gate_nonlinearity=g, update_nonlinearity=u, d=d, H=H, C=C, rw=rw, ru=ru)
-    return out
-
-
-def float_forward(params: Mapping, x_norm: np.ndarray, *, record: bool = False):
-    """Float64 FastGRNN forward on *normalised* windows ``(N, T, d)``; returns logits ``(N, C)``.
-
-    With ``record=True`` also returns the max |.| of the normalised input, the low-rank
-    intermediates ``a = x W1`` and ``v = h U1``, the pre-activation and the state.
-    """
-    p = check_params(params)
-    x_norm = np.asarray(x_norm, dtype=np.float64)
-    if x_norm.ndim != 3 or x_norm.shape[2] != p["d"]:
-        raise ValueError(f"windows must have shape (N, T, {p['d']}), got {x_norm.shape}")
-    n, steps, _ = x_norm.shape
-    h = np.zeros((n, p["H"]))
-    sz, sn = _sigmoid(p["zeta"]), _sigmoid(p["nu"])
-    rec = {"x": float(np.abs(x_norm).max(initial=0.0)), "a": 0.0, "v": 0.0, "pre": 0.0, "h": 0.0}
-    for t in range(steps):
-        xt = x_norm[:, t, :]
-        if p["rw"]:
-            a = xt @ p["W1"]
-            rec["a"] = max(rec["a"], float(np.abs(a).max(initial=0.0)))
-            wx = a @ p["W2"]
-        else:
-            wx = xt @ p["W"]
-        if p["ru"]:
-            v = h @ p["U1"]
-            rec["v"] = max(rec["v"], float(np.abs(v).max(initial=0.0)))
-            uh = v @ p["U2"]
-        else:
-            uh = h @ p["U"]
-        pre = wx + uh
-        rec["pre"] = max(rec["pre"], float(np.abs(pre).max(initial=0.0)))
-        gp, up = pre + p["bias_gate"], pre + p["bias_update"]
-        z = _sigmoid(gp) if p["gate_nonlinearity"] == "sigmoid" else np.clip((gp + 1) / 2, 0, 1)
-        c = np.tanh(up) if p["update_nonlinearity"] == "tanh" else np.clip(up, -1, 1)
-        h = z * h + (sz * (1 - z) + sn) * c
-        rec["h"] = max(rec["h"], float(np.abs(h).max(initial=0.0)))
-    logits = h @ p["dense_kernel"] + p["dense_bias"]
-    return (logits, rec) if record else logits
+    return np.rint(sigmoid(i / 2.0**lut_shift) * 32768).astype(np.uint16)
 
 
 def _quant_matrix(w: np.ndarray) -> tuple[np.ndarray, float]:
@@ -271,7 +163,7 @@ def _input_stage(mean, std, cal: np.ndarray, normalized: bool, in_scale, d: int)
 
 
 def quantize_fastgrnn(
-    params: Mapping,
+    params: FastGRNNParams | Mapping,
     mean: np.ndarray,
     std: np.ndarray,
     calibration: np.ndarray,
@@ -305,8 +197,9 @@ def quantize_fastgrnn(
     index, all five) fit the budget; the smallest formats when nothing fits.
     Raises ``ValueError`` with a one-line message.
     """
-    p = check_params(params)
-    d, H, C, rw, ru = p["d"], p["H"], p["C"], p["rw"], p["ru"]
+    p = FastGRNNParams.of(params)
+    d, H, C = p.input_dim, p.hidden, p.classes
+    rw, ru = p.w_rank or 0, p.u_rank or 0
     cal = np.asarray(calibration, dtype=np.float64)
     if cal.ndim != 3 or cal.shape[2] != d or cal.shape[0] == 0:
         raise ValueError(f"calibration windows must have shape (N, T, {d}), got {cal.shape}")
@@ -323,7 +216,10 @@ def quantize_fastgrnn(
         raise ValueError(f"formats names unknown matrices {sorted(bad)}; expected {MATRICES}")
     stage = _input_stage(mean, std, cal[:512], normalized, in_scale, d)
     x_norm = (stage["raw"] - stage["mean"]) / stage["std"]
-    _, rec = float_forward(params, x_norm, record=True)
+    seen = p.forward(x_norm, record=True).ranges
+    rec = {"x": seen.absmax("x"), "a": seen.absmax("xw1") if rw else 0.0,
+           "v": seen.absmax("hu1") if ru else 0.0, "pre": seen.absmax("pre"),
+           "h": seen.absmax("h")}
     s_x = max(rec["x"], 1e-6) * margin / 32767.0
     stage.update(stage["fit"](s_x))
     in_scale, in_mult, in_mean, in_shift = (stage[k] for k in ("in_scale", "in_mult",
@@ -331,19 +227,9 @@ def quantize_fastgrnn(
 
     mats: dict[str, np.ndarray | None] = {}
     scales: dict[str, float] = {}
-    if rw:
-        mats["w1"], scales["w1"] = _quant_matrix(p["W1"].T)
-        mats["w2"], scales["w2"] = _quant_matrix(p["W2"].T)
-    else:
-        mats["w1"], scales["w1"] = _quant_matrix(p["W"].T)
-        mats["w2"] = None
-    if ru:
-        mats["u1"], scales["u1"] = _quant_matrix(p["U1"].T)
-        mats["u2"], scales["u2"] = _quant_matrix(p["U2"].T)
-    else:
-        mats["u1"], scales["u1"] = _quant_matrix(p["U"].T)
-        mats["u2"] = None
-    mats["dense"], scales["dense"] = _quant_matrix(p["dense_kernel"].T)
+    for name, w in (("w1", p.w1), ("w2", p.w2), ("u1", p.u1), ("u2", p.u2),
+                    ("dense", p.dense_kernel)):
+        mats[name], scales[name] = (None, 0.0) if w is None else _quant_matrix(w.T)
 
     h_max = 32767 if state_bits == 16 else 127
     h_frac = min(15, math.floor(math.log2(h_max / (max(rec["h"], 1e-3) * 1.1))))
@@ -371,10 +257,10 @@ def quantize_fastgrnn(
             if worst >= 2**31:
                 raise ValueError(f"matrix {name} could overflow the int32 accumulator")
 
-    bg, bg_shift = _pow2_bias(p["bias_gate"], pre_frac, "bias_gate")
-    bu, bu_shift = _pow2_bias(p["bias_update"], pre_frac, "bias_update")
+    bg, bg_shift = _pow2_bias(p.bias_gate, pre_frac, "bias_gate")
+    bu, bu_shift = _pow2_bias(p.bias_update, pre_frac, "bias_update")
     score_scale = s_h * scales["dense"]
-    dense_bias = np.rint(p["dense_bias"] / score_scale)
+    dense_bias = np.rint(p.dense_bias / score_scale)
     if np.abs(dense_bias).max(initial=0) >= 2**31:
         raise ValueError("dense_bias does not fit int32 score units")
 
@@ -388,19 +274,17 @@ def quantize_fastgrnn(
         # the classifier runs once per window: its smallest format
         enc[name] = None if m is None else encode(m, formats.get(name),
                                                   0.0 if name == "dense" else speed_slack)
-    nnz_float = sum(int(np.count_nonzero(p[k])) for k in ("W", "W1", "W2", "U", "U1", "U2",
-                                                          "dense_kernel") if k in p)
-    total = sum(int(np.asarray(p[k]).size) for k in ("W", "W1", "W2", "U", "U1", "U2",
-                                                       "dense_kernel") if k in p)
+    nnz_float = sum(int(np.count_nonzero(w)) for w in p.matrices().values())
+    total = sum(int(w.size) for w in p.matrices().values())
     return IntFastGRNN(
         input_dim=d, hidden=H, w_rank=rw, u_rank=ru, classes=C, matrices=enc,
         in_scale=in_scale, in_mult=in_mult, in_mean=in_mean,
         in_shift=int(in_shift), rq_a=rq_a, rq_w=rq_w, rq_v=rq_v, rq_u=rq_u,
         bias_gate=bg, bias_gate_shift=bg_shift, bias_update=bu, bias_update_shift=bu_shift,
         dense_bias=dense_bias.astype(np.int32),
-        zeta_q15=int(np.rint(_sigmoid(p["zeta"]) * 32768)),
-        nu_q15=int(np.rint(_sigmoid(p["nu"]) * 32768)),
-        gate_nl=str(p["gate_nonlinearity"]), update_nl=str(p["update_nonlinearity"]),
+        zeta_q15=int(np.rint(sigmoid(p.zeta) * 32768)),
+        nu_q15=int(np.rint(sigmoid(p.nu) * 32768)),
+        gate_nl=p.gate, update_nl=p.update,
         pre_frac=pre_frac, h_frac=int(h_frac), h_max=h_max,
         lut=sigmoid_lut(lut_shift), lut_shift=lut_shift, score_scale=score_scale,
         meta={"sparsity": 1.0 - nnz_float / total if total else 0.0,

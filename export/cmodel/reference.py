@@ -7,10 +7,13 @@ exact here because every product and partial sum is an integer below 2^53.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from export.cmodel.quant import IntFastGRNN, Requant
 from export.cmodel.sparse import SparseMatrix
+from export.fastgrnn_params import FastGRNNParams
 
 _I32 = (-(2**31), 2**31 - 1)
 PRE_LIMIT = 1 << 24
@@ -131,11 +134,10 @@ def reference_predict(m, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.argmax(scores, axis=1), scores
 
 
-def float_predict(params, windows_norm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Float forward of the parameter dict on *normalised* windows: ``(classes, logits)``."""
-    from export.cmodel.quant import float_forward
-
-    logits = float_forward(params, windows_norm)
+def float_predict(params: FastGRNNParams | Mapping,
+                  windows_norm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 forward of FastGRNN ``params`` on *normalised* windows: ``(classes, logits)``."""
+    logits = FastGRNNParams.of(params).forward(windows_norm).logits
     return np.argmax(logits, axis=1), logits
 
 

@@ -37,7 +37,6 @@ from export.tflite._convert import (
     step_calibration_pairs,
     tflm_per_tensor,
 )
-from export.tflite._fastgrnn import check_params, reference_forward
 from export.tflite._predict import make_interpreter, predict_tflite
 from export.tflite._runtime214 import check_runtime214, runtime214_python
 from export.tflite._tflm import compare_tflm_litert, predict_tflm, tflm_arena_size
@@ -47,7 +46,6 @@ __all__ = [
     "SUPPORTED_LAYERS",
     "FastGRNNTFLite",
     "calibration_range",
-    "check_params",
     "check_runtime214",
     "check_windows",
     "compare_tflm_litert",
@@ -57,7 +55,6 @@ __all__ = [
     "predict_tflite",
     "predict_tflm",
     "read_c_array",
-    "reference_forward",
     "representative_subset",
     "runtime214_python",
     "step_activation_ranges",

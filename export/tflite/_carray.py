@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping
 
 from export.tflite._convert import FastGRNNTFLite
-from export.tflite._io import atomic_write_many
+from har_data.atomic import atomic_write_many
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -168,12 +168,11 @@ def write_tflm_array(
             "",
         ]
     paths = {"h": os.path.join(out_dir, f"{name}.h"), "cc": os.path.join(out_dir, f"{name}.cc")}
-    atomic_write_many(
-        {
-            paths["h"]: "\n".join(head_lines).encode(),
-            paths["cc"]: "\n".join(cc_lines).encode(),
-        }
-    )
+    try:
+        atomic_write_many({paths["h"]: "\n".join(head_lines).encode(),
+                           paths["cc"]: "\n".join(cc_lines).encode()})
+    except OSError as exc:
+        raise OSError(f"cannot write {exc.filename}: {exc.strerror or exc}") from None
     return paths
 
 

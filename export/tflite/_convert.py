@@ -29,7 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from export.fastgrnn_params import FastGRNNParams
 from export.tflite import _fastgrnn as fg
+from har_data.atomic import atomic_write
 
 QUANTIZATIONS = ("float", "int8", "int16x8")
 
@@ -110,8 +112,6 @@ class FastGRNNTFLite:
 
     def save(self, out_dir: str | os.PathLike[str], name: str = "fastgrnn") -> dict[str, str]:
         """Write ``<name>_step.tflite``, ``<name>_head.tflite`` and ``<name>.json`` atomically."""
-        from export.tflite._io import atomic_write
-
         paths = {
             "step": os.path.join(out_dir, f"{name}_step.tflite"),
             "head": os.path.join(out_dir, f"{name}_head.tflite"),
@@ -125,9 +125,13 @@ class FastGRNNTFLite:
             "quantization": self.quantization,
             **dict(self.meta),
         }
-        atomic_write(paths["step"], self.step)
-        atomic_write(paths["head"], self.head)
-        atomic_write(paths["meta"], (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode())
+        try:
+            atomic_write(paths["step"], self.step)
+            atomic_write(paths["head"], self.head)
+            atomic_write(paths["meta"],
+                         (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode())
+        except OSError as exc:
+            raise OSError(f"cannot write {exc.filename}: {exc.strerror or exc}") from None
         return paths
 
 
@@ -422,31 +426,31 @@ def keras_to_tflite(
 # ------------------------------------------------------------------ FastGRNN
 
 
-def _step_keras(p: Mapping[str, Any]) -> Any:
+def _step_keras(p: FastGRNNParams) -> Any:
     import tf_keras as keras
 
-    xi = keras.Input((p["d"],), name="x")
-    hi = keras.Input((p["H"],), name="h")
+    xi = keras.Input((p.input_dim,), name="x")
+    hi = keras.Input((p.hidden,), name="h")
     out = keras.layers.Lambda(lambda t: fg.tf_step(p, t[0], t[1]), name="h_next")([xi, hi])
     return keras.Model([xi, hi], out, name="fastgrnn_step")
 
 
-def _head_keras(p: Mapping[str, Any]) -> Any:
+def _head_keras(p: FastGRNNParams) -> Any:
     import tf_keras as keras
 
-    hi = keras.Input((p["H"],), name="h")
+    hi = keras.Input((p.hidden,), name="h")
     out = keras.layers.Lambda(lambda t: fg.tf_head(p, t), name="logits")(hi)
     return keras.Model(hi, out, name="fastgrnn_head")
 
 
-def _while_keras(p: Mapping[str, Any], seq_len: int) -> Any:
+def _while_keras(p: FastGRNNParams, seq_len: int) -> Any:
     """Workaround A: the whole window in one ``tf.while_loop`` that rotates the sequence
     each step (so no loop input passes through unchanged, which crashes the calibrator)."""
     import tensorflow as tf
     import tf_keras as keras
 
     def run(x: Any) -> Any:
-        h0 = tf.zeros([tf.shape(x)[0], p["H"]], dtype=tf.float32)
+        h0 = tf.zeros([tf.shape(x)[0], p.hidden], dtype=tf.float32)
 
         def body(i: Any, seq: Any, h: Any) -> tuple[Any, Any, Any]:
             h = fg.tf_step(p, seq[:, 0, :], h)
@@ -456,19 +460,19 @@ def _while_keras(p: Mapping[str, Any], seq_len: int) -> Any:
         _, _, h = tf.while_loop(lambda i, s, h: i < seq_len, body, [tf.constant(0), x, h0])
         return fg.tf_head(p, h)
 
-    xi = keras.Input((seq_len, p["d"]), batch_size=1, name="x")
+    xi = keras.Input((seq_len, p.input_dim), batch_size=1, name="x")
     out = keras.layers.Lambda(run, name="logits")(xi)
     return keras.Model(xi, out, name="fastgrnn_while")
 
 
 def step_calibration_pairs(
-    params: Mapping[str, Any], windows: np.ndarray
+    params: FastGRNNParams | Mapping[str, Any], windows: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The real per-step pairs the float model visits: ``x (N, T, d)``, ``h (N, T, H)``
-    (state entering each step) and the final states ``(N, H)``."""
-    p = fg.check_params(params)
-    _, states = fg.reference_forward(p, windows, return_states=True)
-    return np.asarray(windows, np.float32), states, fg.final_states(p, windows)
+    (state entering each step) and the final states ``(N, H)``, all float32."""
+    run = FastGRNNParams.of(params).forward(windows, states=True)
+    return (np.asarray(windows, np.float32), run.states.astype(np.float32),
+            run.state.astype(np.float32))
 
 
 def _set_tensor_quant(model: bytes, pick: str, scale: float, zero_point: int) -> bytes:
@@ -515,7 +519,7 @@ def _unify_state(step: bytes, head: bytes) -> tuple[bytes, bytes]:
 
 
 def fastgrnn_to_tflite(
-    params: Mapping[str, Any],
+    params: FastGRNNParams | Mapping[str, Any],
     quantization: str = "int8",
     representative: Any | None = None,
     *,
@@ -527,7 +531,7 @@ def fastgrnn_to_tflite(
     verify: str | bool = "warn",
     seed: int = 0,
 ) -> FastGRNNTFLite | bytes:
-    """Convert a FastGRNN (CONTRACTS.md parameter dict) to TFLite.
+    """Convert a FastGRNN (:class:`FastGRNNParams` or the CONTRACTS.md dict) to TFLite.
 
     ``method="step"`` (workaround B, the default): returns a :class:`FastGRNNTFLite` with a
     one-step model ``(x_t, h) -> h'`` and the head ``h_T -> logits``; for int8 both are
@@ -545,7 +549,7 @@ def fastgrnn_to_tflite(
     ``h_next``'s calibrated quantisation: no requantisation between steps.  ValueError for bad
     params (NaN included) or a bad representative set.
     """
-    p = fg.check_params(params)
+    p = FastGRNNParams.of(params)
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
     if method not in ("step", "while"):
@@ -555,7 +559,7 @@ def fastgrnn_to_tflite(
     seq_len = int(seq_len)
     arr = None
     if quantization != "float":
-        arr = _subsample(check_windows(representative, (seq_len, p["d"])), max_windows, seed)
+        arr = _subsample(check_windows(representative, (seq_len, p.input_dim)), max_windows, seed)
     if method == "while":
         rep = None
         if arr is not None:
@@ -589,9 +593,9 @@ def fastgrnn_to_tflite(
         step=step,
         head=head,
         seq_len=seq_len,
-        input_dim=p["d"],
-        hidden=p["H"],
-        num_classes=p["C"],
+        input_dim=p.input_dim,
+        hidden=p.hidden,
+        num_classes=p.classes,
         quantization=quantization,
         meta={"method": "step", "sparse": bool(sparse)},
     )
