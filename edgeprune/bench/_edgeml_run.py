@@ -76,7 +76,8 @@ class SeedRun:
     last_epoch: Pick
     val_pick: Pick  # highest validation accuracy, ties to lower loss, then earlier
     val_accuracy: float
-    seconds_per_epoch: float  # mean training epoch, as EdgeML's loop runs it
+    seconds_per_epoch: float  # mean training epoch (wall), as EdgeML's loop runs it
+    cpu_seconds_per_epoch: float  # the same epochs' CPU time (this process, all threads)
     eval_seconds_per_epoch: float  # test + validation forward passes
     threads: int
     val_accuracy_curve: list[float]
@@ -93,6 +94,7 @@ class _Epochs:
     """What the session wrapper records at each end-of-epoch test evaluation."""
 
     train_seconds: list[float] = dataclasses.field(default_factory=list)
+    train_cpu_seconds: list[float] = dataclasses.field(default_factory=list)
     eval_seconds: list[float] = dataclasses.field(default_factory=list)
     test_accuracy: list[float] = dataclasses.field(default_factory=list)
     val_accuracy: list[float] = dataclasses.field(default_factory=list)
@@ -108,7 +110,7 @@ class _EvalHookSession:
         self._sess, self._trainer = sess, trainer
         self._xval, self._yval = xval, yval
         self.epochs = _Epochs()
-        self._mark = time.perf_counter()
+        self._mark, self._cpu_mark = time.perf_counter(), time.process_time()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sess, name)
@@ -120,12 +122,13 @@ class _EvalHookSession:
             return self._sess.run(fetches, feed_dict=feed_dict, **kwargs)
         start = time.perf_counter()
         self.epochs.train_seconds.append(start - self._mark)
+        self.epochs.train_cpu_seconds.append(time.process_time() - self._cpu_mark)
         result = self._sess.run(fetches, feed_dict=feed_dict, **kwargs)
         val_acc, val_loss = self._sess.run(fetches, feed_dict={t.X: self._xval, t.Y: self._yval})
         self.epochs.test_accuracy.append(float(result[0]))
         self.epochs.val_accuracy.append(float(val_acc))
         self.epochs.val_loss.append(float(val_loss))
-        self._mark = time.perf_counter()
+        self._mark, self._cpu_mark = time.perf_counter(), time.process_time()
         self.epochs.eval_seconds.append(self._mark - start)
         return result
 
@@ -249,6 +252,7 @@ def run_seed(edgeml: pathlib.Path, data: str, data_path: str | None, seed: int,
         own_pick=own, last_epoch=Pick(len(ep.test_accuracy), ep.test_accuracy[-1]),
         val_pick=Pick(v + 1, ep.test_accuracy[v]), val_accuracy=ep.val_accuracy[v],
         seconds_per_epoch=float(np.mean(ep.train_seconds)),
+        cpu_seconds_per_epoch=float(np.mean(ep.train_cpu_seconds)),
         eval_seconds_per_epoch=float(np.mean(ep.eval_seconds)), threads=threads,
         val_accuracy_curve=ep.val_accuracy, test_accuracy_curve=ep.test_accuracy,
         train_loss_curve=[float(h["trainLoss"]) for h in history],
