@@ -135,3 +135,16 @@ def test_an_out_folder_holding_something_else_is_refused(archive: Path, tmp_path
                    "--out", str(out))
     assert result.returncode == 4 and "holds something else" in result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["report.json"]
+
+
+def test_percentile_shim_translates_the_removed_keyword():
+    """EdgeML's IHT calls np.percentile(..., interpolation=): the shim its utils get
+    in the sparse path passes it on as method= (numpy 2.4 removed the old name)."""
+    import numpy as np
+
+    from edgeprune.bench._edgeml_run import _PercentileCompat
+
+    shim, a = _PercentileCompat(), np.abs(np.random.default_rng(0).normal(size=(40, 9)))
+    assert shim.percentile(a, 80.0, interpolation="higher") == np.percentile(
+        a, 80.0, method="higher")
+    assert shim.abs is np.abs and shim.ndarray is np.ndarray
