@@ -84,6 +84,7 @@ class SeedRun:
     test_accuracy_curve: list[float]
     train_loss_curve: list[float]
     train_seconds_curve: list[float]
+    train_cpu_seconds_curve: list[float]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -256,7 +257,7 @@ def run_seed(edgeml: pathlib.Path, data: str, data_path: str | None, seed: int,
         eval_seconds_per_epoch=float(np.mean(ep.eval_seconds)), threads=threads,
         val_accuracy_curve=ep.val_accuracy, test_accuracy_curve=ep.test_accuracy,
         train_loss_curve=[float(h["trainLoss"]) for h in history],
-        train_seconds_curve=ep.train_seconds)
+        train_seconds_curve=ep.train_seconds, train_cpu_seconds_curve=ep.train_cpu_seconds)
 
 
 def main(argv: list[str] | None = None) -> int:
