@@ -40,11 +40,11 @@ from edgeprune import machine
 from edgeprune._cli import whole_number
 from edgeprune.bench import _peer_table as table
 from edgeprune.bench._edgeml_run import Settings
-from edgeprune.bench.seeds import seed_count
 
 EXIT_FAILED, EXIT_USAGE, EXIT_OUT_DIR, EXIT_SKIPPED, EXIT_INTERRUPTED = 1, 2, 4, 5, 130
 DEFAULT_EDGEML = pathlib.Path(__file__).resolve().parents[3] / "shared" / "peers" / "edgeml"
 PAPER_SPARSITY = {"sparsity_w": 0.2, "sparsity_u": 0.3}  # FastGRNN paper, HAR-2
+MAX_SEEDS = 1000  # as bench seeds
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -52,7 +52,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("peer-edgeml", help="EdgeML's own FastGRNN trainer on our split",
                               description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", type=seed_count, required=True, help="number of seeds N")
+    p.add_argument("--seeds", type=whole_number(1, MAX_SEEDS), required=True, metavar="N",
+                   help="seeds 0..N-1")
     p.add_argument("--data", choices=("hapt", "uci"), default="uci",
                    help="uci: the official archive (default); hapt: demo data")
     p.add_argument("--data-path", type=pathlib.Path, default=None,
