@@ -7,7 +7,7 @@ import sys
 import edgeprune  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from edgeprune._cli import OneLineParser
 
-SUBCOMMANDS = ("dense", "sparsity", "kernels", "seeds", "peers")
+SUBCOMMANDS = ("dense", "sparsity", "kernels", "seeds", "peers", "peer_edgeml")
 
 
 def main(argv: list[str] | None = None) -> int:
