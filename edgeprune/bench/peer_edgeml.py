@@ -120,7 +120,8 @@ def _load_runs(out: pathlib.Path, seeds: int) -> list[dict[str, Any]]:
 def run(args: argparse.Namespace) -> int:
     """Train (or resume) every seed, then write peer_edgeml.json and peer_edgeml.md."""
     import har_data
-    from edgeprune.pipeline.rundir import atomic_write_bytes, atomic_write_json
+    from edgeprune.pipeline.rundir import atomic_write_json
+    from har_data.atomic import atomic_write
 
     why = edgeml_missing(args.edgeml)
     if why is not None:
@@ -175,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
             summary["comparison"] = table.compare(runs, ours)
         atomic_write_json(out / "peer_edgeml.json", summary)
         text = table.markdown(summary)
-        atomic_write_bytes(out / "peer_edgeml.md", text.encode())
+        atomic_write(out / "peer_edgeml.md", text.encode())
         print(text, end="")
     for seed, why in sorted(failed.items()):
         print(f"seed {seed} failed: {why}", file=sys.stderr)
