@@ -40,6 +40,7 @@ from edgeprune import machine
 from edgeprune._cli import whole_number
 from edgeprune.bench import _peer_table as table
 from edgeprune.bench._edgeml_run import Settings
+from edgeprune.bench._outdir import MARKER, holds_another
 
 EXIT_FAILED, EXIT_USAGE, EXIT_OUT_DIR, EXIT_SKIPPED, EXIT_INTERRUPTED = 1, 2, 4, 5, 130
 DEFAULT_EDGEML = pathlib.Path(__file__).resolve().parents[3] / "shared" / "peers" / "edgeml"
@@ -138,16 +139,9 @@ def run(args: argparse.Namespace) -> int:
     har_data.load(args.data, path=args.data_path, seed=0)  # bad data: one error line, exit 2
     settings = Settings(epochs=args.epochs, **(PAPER_SPARSITY if args.sparse else {}))
     out, identity = args.out, _identity(args, settings)
-    marker = out / "bench.json"
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        try:
-            previous = json.loads(marker.read_text())
-        except (OSError, ValueError):
-            previous = None
-        if previous != identity:
-            print(f"error: --out {out} holds something else than this benchmark: choose a "
-                  "new folder (nothing was overwritten)", file=sys.stderr)
-            return EXIT_OUT_DIR
+    marker = out / MARKER
+    if holds_another(out, identity):
+        return EXIT_OUT_DIR
     atomic_write_json(marker, identity)
     todo = [s for s in range(args.seeds) if not (out / f"seed-{s}.json").exists()]
     if len(todo) < args.seeds:

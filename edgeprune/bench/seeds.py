@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import dataclasses
-import json
 import os
 import pathlib
 import statistics
@@ -25,6 +24,7 @@ from typing import Any
 
 from edgeprune import machine
 from edgeprune._cli import whole_number
+from edgeprune.bench._outdir import MARKER, holds_another
 from edgeprune.executor import add_executor_arguments
 from edgeprune.pipeline.cli import MAX_SEEDS as MAX_DENSE_SEEDS
 from edgeprune.pipeline.cli import budget_kb, instruction_budget, min_threshold_value
@@ -148,16 +148,9 @@ def run(args: argparse.Namespace) -> int:
         print("error: --data uci needs --data-path", file=sys.stderr)
         return EXIT_USAGE
     out, identity = args.out, _identity(args)
-    marker = out / "bench.json"
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        try:
-            previous = json.loads(marker.read_text())
-        except (OSError, ValueError):
-            previous = None
-        if previous != identity:
-            print(f"error: --out {out} holds something else than this benchmark: choose a "
-                  "new folder (nothing was overwritten)", file=sys.stderr)
-            return EXIT_OUT_DIR
+    marker = out / MARKER
+    if holds_another(out, identity):
+        return EXIT_OUT_DIR
     try:
         executor = open_executor(args.workers, args.ray_address)
     except ExecutorError as err:
