@@ -362,4 +362,6 @@ def test_cli_carray(tmp_path, bundle_int8: T.FastGRNNTFLite) -> None:
     assert main(["carray", meta, str(out), "--name", "fg_model", "--arena", "8192"]) == 0
     hdr = (out / "fg_model.h").read_text()
     assert "kTensorArenaSize = 8192;" in hdr and "kSeqLen = 128;" in hdr
-    assert main(["carray", str(tmp_path / "missing.tflite"), str(out)]) == 2
+    with pytest.raises(SystemExit) as refused:  # a missing model is refused at parse time
+        main(["carray", str(tmp_path / "missing.tflite"), str(out)])
+    assert refused.value.code == 2
