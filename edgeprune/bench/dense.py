@@ -250,6 +250,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _in_parallel(args: argparse.Namespace, stage: Any,
+                 inputs: list[tuple[Any, ...]]) -> list[Any] | None:
+    """``stage(args, *each)`` for every tuple of ``inputs``, in parallel on the executor
+    of ``--workers``/``--ray-address``; their values in order, or None (after one
+    ``error:`` line) when the executor cannot start."""
+    from edgeprune.executor import ExecutorError, open_executor
+
+    try:
+        executor = open_executor(args.workers, args.ray_address)
+    except ExecutorError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return None
+    with executor as ex:
+        handles = [ex.submit(stage, args, *each) for each in inputs]
+        return [ex.result(h).value for h in handles]
+
+
 def train_fold(args: argparse.Namespace, k: int, val_subjects: list[int]) -> dict[str, Any]:
     """Fold ``k``: the recipe trained on the training volunteers but ``val_subjects``,
     selected on those (a stage: runs in any process)."""
@@ -291,16 +308,9 @@ def run_folds(args: argparse.Namespace) -> int:
     if args.folds > len(ids):
         print(f"--folds={args.folds}: only {len(ids)} training volunteers", file=sys.stderr)
         return 2
-    from edgeprune.executor import ExecutorError, open_executor
-
-    try:
-        executor = open_executor(args.workers, args.ray_address)
-    except ExecutorError as err:
-        print(f"error: {err}", file=sys.stderr)
+    folds = _in_parallel(args, train_fold, [(k, ids[k::args.folds]) for k in range(args.folds)])
+    if folds is None:
         return 2
-    with executor as ex:
-        handles = [ex.submit(train_fold, args, k, ids[k::args.folds]) for k in range(args.folds)]
-        folds = [ex.result(h).value for h in handles]
     for fold in folds:
         print(f"fold {fold['fold']} (volunteers {fold['val_subjects']}): val "
               f"{fold['val_accuracy']:.4f} (epoch {fold['selected_epoch']})"
@@ -351,21 +361,15 @@ def run_seeds(args: argparse.Namespace) -> int:
     import numpy as np
 
     from edgeprune import training
-    from edgeprune.executor import ExecutorError, open_executor
 
     if args.refit or args.save_model or args.plot or args.checkpoint_dir:
         print("--seeds K excludes --refit, --save-model, --plot and --checkpoint-dir",
               file=sys.stderr)
         return 2
-    try:
-        executor = open_executor(args.workers, args.ray_address)
-    except ExecutorError as err:
-        print(f"error: {err}", file=sys.stderr)
+    members = _in_parallel(args, train_member,
+                           [(s,) for s in training.member_seeds(args.seed, args.seeds)])
+    if members is None:
         return 2
-    with executor as ex:
-        handles = [ex.submit(train_member, args, s)
-                   for s in training.member_seeds(args.seed, args.seeds)]
-        members = [ex.result(h).value for h in handles]
     y_val, y_test = members[0]["labels"]
 
     def accuracy(logits: np.ndarray, y: np.ndarray) -> float:

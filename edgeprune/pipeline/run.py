@@ -49,13 +49,12 @@ __all__ = ["NoFitError", "SearchResult", "run", "search"]
 class SearchResult:
     """What the search found: every candidate (probes and fine-tunes, the selected one
     marked), the selected one, the selection's tolerance, the speed probes and the
-    dense model of each architecture trained."""
+    dense members of each architecture trained (the parent: ``search.best_member``)."""
 
     candidates: list[Candidate]
     best: Candidate
     tolerance: float
     speed_probes: list[SpeedProbe]
-    denses: dict[str, DenseResult]  # per architecture, the parent of its pruned models
     members: dict[str, list[DenseResult]]  # per architecture, every dense member
 
 
@@ -76,8 +75,9 @@ def _dense(driver: Driver, arch: Arch) -> list[Pending]:
     k = driver.config.seeds
     log(f"training dense {driver.ctx.family.name} {arch.label}"
         + (f" from {k} seeds" if k > 1 else ""))
+    tags = [stages.dense_tag(arch, m) for m in range(k)]
     return [driver.submit(tag, DenseResult, stages.train_dense, arch, m, weights=tag)
-            for m, tag in ((m, stages.dense_tag(arch, m)) for m in range(k))]
+            for m, tag in enumerate(tags)]
 
 
 def _trained(driver: Driver, archs: tuple[Arch, ...],
@@ -101,7 +101,6 @@ def search(driver: Driver) -> SearchResult:
     speed = cfg.max_instructions is not None
     candidates: list[Candidate] = []
     speed_probes: list[SpeedProbe] = []
-    denses: dict[str, DenseResult] = {}
     members: dict[str, list[DenseResult]] = {}
     finetunes: list[Pending] = []
     for arch, trained in _trained(driver, archs, speed):
@@ -111,7 +110,6 @@ def search(driver: Driver) -> SearchResult:
         if teachers:
             log(f"{arch.label}: pruning the member best on validation (seed {dense.seed}), "
                 f"distilling from the mean of {len(trained)}")
-        denses[arch.label] = dense
         if dense.training_warning:
             driver.warn(f"dense {arch.label}: {dense.training_warning}")
         log(f"measuring C model sizes of {arch.label} over sparsities")
@@ -169,7 +167,6 @@ def search(driver: Driver) -> SearchResult:
                   for c in candidates]
     best = dataclasses.replace(best, selected=True)
     return SearchResult(candidates, best, tolerance, speed_probes,
-                        {a: denses[a] for a in sorted(denses, key=order.__getitem__)},
                         {a: members[a] for a in sorted(members, key=order.__getitem__)})
 
 
@@ -184,10 +181,10 @@ def refit_stage(driver: Driver, best: Candidate,
     parent = rules.best_member(members)
     denses: list[Weights] = []
     if driver.rd.stored(tag) is None:  # a finished refit needs none of its inputs
+        tags = [f"refit-{stages.dense_tag(arch, m)}" for m in range(len(members))]
         denses = [w for _, w in driver.collect_all([
-            driver.submit(f"refit-{t}", DenseRefit, stages.refit_dense, arch, m, members[m],
-                          weights=f"refit-{t}")
-            for m, t in ((m, stages.dense_tag(arch, m)) for m in range(len(members)))])]
+            driver.submit(tag_m, DenseRefit, stages.refit_dense, arch, m, members[m],
+                          weights=tag_m) for m, tag_m in enumerate(tags)])]
     return driver.collect(driver.submit(
         tag, RefitResult, stages.refit, best, members[parent],
         denses[parent] if denses else None, denses, weights=tag))
